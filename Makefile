@@ -52,8 +52,8 @@ test-fast: setup ## run the tests not marked slow
 lint: setup ## ruff
 	$(VENV)/bin/ruff check pipeline extract classify tests
 
-bench: setup ## speed/memory benchmarks, written under artifacts/bench/
-	$(PY) -m pipeline bench
+bench: setup ## speed/memory benchmarks as ratios measured in one run (artifacts/bench/)
+	$(PY) -m benchmarks
 
 clean: ## delete generated artifacts (keeps .venv)
 	rm -rf artifacts/manifests artifacts/data artifacts/features artifacts/results artifacts/reports artifacts/logs artifacts/bench

@@ -81,9 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("list", help="registered encoders/fusions/samplers/classifiers and stores on disk")
     _add_common(p)
 
-    p = verbs.add_parser("bench", help="speed and memory benchmarks (artifacts/bench/)")
-    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    _add_common(p)
     return parser
 
 
@@ -194,13 +191,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from pipeline.bench import run_benchmarks
-
-    print(run_benchmarks(args.artifacts / "bench", quick=args.quick))
-    return EXIT_OK
-
-
 _VERBS = {
     "data": _cmd_data,
     "extract": _cmd_extract,
@@ -208,7 +198,6 @@ _VERBS = {
     "report": _cmd_report,
     "compare": _cmd_compare,
     "list": _cmd_list,
-    "bench": _cmd_bench,
 }
 
 if __name__ == "__main__":  # pragma: no cover
