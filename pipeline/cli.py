@@ -37,14 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("data", help="build a manifest (openi_demo, openi, mimic_cxr, csv)")
     p.add_argument("source", help="dataset format: openi_demo | openi | mimic_cxr | csv")
     p.add_argument("--name", help="dataset name (default: the format name)")
-    p.add_argument("--reports", type=Path, help="openi: NLMCXR_reports folder or .tgz; mimic_cxr: reports folder; csv: the CSV")
-    p.add_argument("--images", type=Path, help="image root folder (e.g. NLMCXR_png)")
-    p.add_argument("--metadata", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv")
-    p.add_argument("--labels", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv")
-    p.add_argument("--label-rule", default=None, help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:4")
+    p.add_argument("--reports", type=Path, help="openi/openi_demo: NLMCXR_reports folder or .tgz")
+    p.add_argument("--image-root", type=Path, help="image folder (e.g. NLMCXR_png, or MIMIC-CXR-JPG files/)")
+    p.add_argument("--view-csv", type=Path, help="openi: per-image view table (enables --frontal-only)")
+    p.add_argument("--metadata-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv")
+    p.add_argument("--labels-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv")
+    p.add_argument("--reports-dir", type=Path, help="mimic_cxr: folder of report .txt files")
+    p.add_argument("--path", type=Path, help="csv: the manifest-shaped CSV file")
+    p.add_argument("--label-rule", default=None,
+                   help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:k=4")
     p.add_argument("--frontal-only", action="store_true", help="keep PA/AP views only")
-    p.add_argument("--one-per-report", action="store_true", help="keep the first image of each report")
-    p.add_argument("--keep-empty-text", action="store_true", help="keep reports with empty findings+impression")
+    p.add_argument("--one-per-report", action="store_true", help="keep one image per report (frontal first)")
+    p.add_argument("--drop-empty-text", action="store_true", help="drop reports with empty findings+impression")
     p.add_argument("--allow-absolute-paths", action="store_true", help="allow image paths outside the image root")
     p.add_argument("--limit", type=int, help="only the first N reports (quick trials)")
     _add_common(p)
@@ -109,22 +113,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     from pipeline.datasets import build_manifest
 
-    options = {
-        "name": args.name,
-        "reports": args.reports,
-        "images": args.images,
-        "metadata": args.metadata,
-        "labels": args.labels,
-        "label_rule": args.label_rule,
-        "frontal_only": args.frontal_only,
-        "one_per_report": args.one_per_report,
-        "drop_empty_text": not args.keep_empty_text,
-        "allow_absolute_paths": args.allow_absolute_paths,
-        "limit": args.limit,
-        "artifacts": args.artifacts,
-    }
-    manifest = build_manifest(args.source, **{k: v for k, v in options.items() if v not in (None, False)})
-    print(manifest.summary())
+    names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
+             "path", "label_rule", "frontal_only", "one_per_report", "drop_empty_text",
+             "allow_absolute_paths", "limit")
+    options = {k: getattr(args, k) for k in names if getattr(args, k) not in (None, False)}
+    manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
+    meta = manifest.meta
+    print(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
+    print(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
+          + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
+    for reason, n in meta["dropped"].items():
+        print(f"  dropped {n:>6}  {reason}")
+    for note in meta.get("notes", []):
+        print(f"  note: {note}")
     return EXIT_OK
 
 

@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pipeline.errors import ConfigError, UnknownNameError
+from pipeline.labels import (
+    LABEL_RULES,
+    MASK_TOKEN,
+    LabelRule,
+    apply_label_rule,
+    finding_terms,
+    label_terms_for_rule,
+    mask_label_terms,
+    normalize_tag,
+    normalize_tags,
+)
+
+# ----------------------------------------------------------------- specs
+
+
+def test_from_spec_forms_are_equivalent():
+    a = LabelRule.from_spec("finding_vs_rest:Cardiomegaly")
+    b = LabelRule.from_spec("finding_vs_rest:finding=cardiomegaly")
+    c = LabelRule.from_spec({"name": "finding_vs_rest", "params": {"finding": "CARDIOMEGALY"}})
+    d = LabelRule.from_spec({"name": "finding_vs_rest", "finding": "Cardiomegaly"})
+    assert a == b == c == d
+    assert a.params["finding"] == "cardiomegaly"
+    assert LabelRule.from_spec(a.spec) == a
+    assert len({a, b, c, d}) == 1  # hashable, equal hash
+
+
+def test_from_spec_coerces_and_defaults():
+    rule = LabelRule.from_spec("top_k_multiclass:k=4,include_normal=yes")
+    assert rule.params == {"k": 4, "include_normal": True}
+    assert LabelRule.from_spec("top_k_multiclass:3").params == {"k": 3, "include_normal": False}
+    assert LabelRule.from_spec("finding_vs_rest:Pleural Effusion").params["finding"] == "effusion"
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("finding_vs_rest", "needs parameter 'finding'"),
+        ("top_k_multiclass:k=abc", "not a valid int"),
+        ("top_k_multiclass:k=1", "k >= 2"),
+        ("normal_vs_abnormal:5", "cannot assign positional value"),
+        ("finding_vs_rest:finding=x,colour=red", "unknown parameter"),
+        ({"finding": "x"}, "has no 'name'"),
+        ("", "not a string or mapping"),
+    ],
+)
+def test_bad_specs_raise_config_error(spec, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        LabelRule.from_spec(spec)
+
+
+def test_unknown_rule_lists_valid_names():
+    with pytest.raises(UnknownNameError) as info:
+        LabelRule.from_spec("normal_vs_abnormall")
+    msg = str(info.value)
+    assert "normal_vs_abnormal" in msg and "top_k_multiclass" in msg
+    assert set(LABEL_RULES.names()) == {"normal_vs_abnormal", "finding_vs_rest", "top_k_multiclass"}
+
+
+# ----------------------------------------------------------------- tags
+
+
+@pytest.mark.parametrize(
+    ("raw", "tag"),
+    [
+        ("Pulmonary Atelectasis/base/left", "atelectasis"),
+        ("Cardiac Shadow/enlarged", "cardiomegaly"),
+        ("Cardiomegaly/mild", "cardiomegaly"),
+        ("Pleural Effusion/bilateral/small", "effusion"),
+        ("Calcified Granuloma/lung/upper lobe/right", "granuloma"),
+        ("Lung/hypoinflation", "hypoinflation"),
+        ("Catheters, Indwelling", "device"),
+        ("No Indexing", "no_indexing"),
+        ("Thoracic Vertebrae/degenerative/mild", "thoracic_vertebrae"),
+        ("normal", "normal"),
+        ("No Finding", "normal"),  # CheXpert column
+    ],
+)
+def test_normalize_tag(raw, tag):
+    assert normalize_tag(raw) == tag
+
+
+def test_normalize_tags_dedupes_in_order():
+    assert normalize_tags(["Opacity/lung", "", "Pulmonary Atelectasis", "Opacity/right"]) == [
+        "opacity",
+        "atelectasis",
+    ]
+
+
+# ----------------------------------------------------------------- rules
+
+ROWS = [
+    ["normal"],
+    ["cardiomegaly", "opacity"],
+    ["opacity"],
+    ["no_indexing"],
+    [],
+    ["normal", "opacity"],
+    ["effusion"],
+    "cardiomegaly;effusion",  # ';'-joined manifest cell
+    ["cardiomegaly"],
+    ["opacity", "calcinosis"],
+]
+
+
+def test_normal_vs_abnormal():
+    res = apply_label_rule("normal_vs_abnormal", ROWS)
+    assert res.labels == (
+        "normal",
+        "abnormal",
+        "abnormal",
+        None,
+        None,
+        None,
+        "abnormal",
+        "abnormal",
+        "abnormal",
+        "abnormal",
+    )
+    assert dict(res.dropped) == {"unlabelled": 2, "conflicting_normal": 1}
+    assert res.reasons[3] == "unlabelled" and res.reasons[5] == "conflicting_normal"
+    assert res.counts == {"abnormal": 6, "normal": 1}
+
+
+def test_finding_vs_rest():
+    res = apply_label_rule("finding_vs_rest:Cardiomegaly", ROWS)
+    assert res.classes == ("cardiomegaly", "other")
+    assert [res.labels[i] for i in (0, 1, 2, 7, 8)] == [
+        "other",
+        "cardiomegaly",
+        "other",
+        "cardiomegaly",
+        "cardiomegaly",
+    ]
+    assert dict(res.dropped) == {"unlabelled": 2}
+
+
+def test_finding_vs_rest_unknown_finding_names_the_fix():
+    with pytest.raises(ConfigError, match="never occurs.*most frequent: opacity"):
+        apply_label_rule("finding_vs_rest:pneumothorax", ROWS)
+
+
+def test_top_k_multiclass_counts_dropped_reasons():
+    res = apply_label_rule("top_k_multiclass:k=2", ROWS)
+    # frequencies: opacity 4, cardiomegaly 3, effusion 2, calcinosis 1
+    assert res.classes == ("opacity", "cardiomegaly")
+    assert (
+        res.labels[2] == "opacity"
+        and res.labels[8] == "cardiomegaly"
+        and res.labels[9] == "opacity"
+    )
+    assert res.labels[1] is None and res.reasons[1] == "multiple_top_k_findings"
+    assert res.reasons[6] == "no_top_k_finding" and res.reasons[0] == "no_top_k_finding"
+    assert dict(res.dropped) == {
+        "multiple_top_k_findings": 1,
+        "no_top_k_finding": 2,
+        "unlabelled": 2,
+    }
+    assert res.labels[7] == "cardiomegaly"  # effusion is not a class, so one class hit
+    assert sum(res.dropped.values()) + sum(res.counts.values()) == len(ROWS)
+    with_normal = apply_label_rule("top_k_multiclass:k=2,include_normal=true", ROWS)
+    assert with_normal.classes == ("opacity", "cardiomegaly", "normal")
+    assert with_normal.labels[0] == "normal"
+
+
+def test_top_k_too_large():
+    with pytest.raises(ConfigError, match="lower k"):
+        apply_label_rule("top_k_multiclass:k=9", ROWS)
+
+
+# ----------------------------------------------------------------- masking
+
+
+def test_finding_terms_include_synonyms():
+    terms = finding_terms("Cardiomegaly")
+    for t in (
+        "cardiomegaly",
+        "enlarged heart",
+        "cardiac enlargement",
+        "heart is enlarged",
+        "heart size is enlarged",
+    ):
+        assert t in terms
+    assert "pleural effusion" in finding_terms("effusion")
+    assert {"no acute", "unremarkable", "clear"} <= set(finding_terms("normal"))
+    assert finding_terms("hiatal_hernia")[0] == "hiatal hernia"  # unknown finding: its own name
+
+
+def test_mask_label_terms_synthetic():
+    rule = LabelRule.from_spec("finding_vs_rest:cardiomegaly")
+    text = "CARDIOMEGALY is present. The heart is mildly enlarged. No pneumothorax. Cardiomegalyx stays."
+    out = mask_label_terms(text, rule)
+    assert (
+        out == f"{MASK_TOKEN} is present. The {MASK_TOKEN}. No pneumothorax. Cardiomegalyx stays."
+    )
+    eff = mask_label_terms(
+        "There is no pleural effusion. Without effusion. Small effusions.",
+        "finding_vs_rest:effusion",
+    )
+    assert eff == f"There is {MASK_TOKEN}. {MASK_TOKEN}. Small {MASK_TOKEN}."
+    # word boundaries: 'abnormal' is not the term 'normal'
+    norm = mask_label_terms(
+        "Abnormal hilum. Lungs are clear. Normal heart.", "finding_vs_rest:normal"
+    )
+    assert norm == f"Abnormal hilum. Lungs are {MASK_TOKEN}. {MASK_TOKEN} heart."
+
+
+def test_label_terms_for_rule_scopes():
+    assert "cardiomegaly" not in label_terms_for_rule("finding_vs_rest:effusion")
+    everything = label_terms_for_rule("normal_vs_abnormal")
+    assert {"normal", "cardiomegaly", "effusion", "opacity", "atelectasis"} <= set(everything)
+    narrowed = label_terms_for_rule("top_k_multiclass:k=2", classes=["opacity", "cardiomegaly"])
+    assert "cardiomegaly" in narrowed and "effusion" not in narrowed
+
+
+# Stems that must be gone after masking each finding in every real report tagged with it.
+LEAK_STEMS = {
+    "cardiomegaly": [
+        r"cardiomegaly",
+        r"enlarged (heart|cardiac)",
+        r"(heart|cardiac silhouette) is enlarged",
+    ],
+    "effusion": [r"effusion"],
+    "opacity": [r"opaci"],
+    "pneumonia": [r"pneumoni"],
+    "atelectasis": [r"atelecta"],
+    "nodule": [r"nodul"],
+    "normal": [r"\bnormal\b", r"\bunremarkable\b", r"\bno acute\b"],
+}
+
+
+@pytest.fixture(scope="module")
+def real_reports(openi_reports_tgz):
+    from pipeline.datasets import build_openi
+
+    frame = build_openi(reports=openi_reports_tgz).frame
+    return frame.drop_duplicates("report_id")
+
+
+@pytest.mark.parametrize("finding", sorted(LEAK_STEMS))
+def test_masking_removes_terms_from_real_reports(real_reports, finding):
+    tagged = real_reports[real_reports["tags"].str.split(";").apply(lambda t: finding in t)]
+    assert len(tagged) >= 20, f"too few real reports tagged {finding}"
+    rule = LabelRule.from_spec(f"finding_vs_rest:{finding}")
+    patterns = [re.compile(p, re.IGNORECASE) for p in LEAK_STEMS[finding]]
+    before = sum(any(p.search(t) for p in patterns) for t in tagged["report_text"])
+    assert before >= len(tagged) // 3  # the terms really are in the text
+    leftovers = []
+    masked_any = 0
+    for text in tagged["report_text"]:
+        out = mask_label_terms(text, rule)
+        masked_any += MASK_TOKEN in out
+        if any(p.search(out) for p in patterns):
+            leftovers.append(out)
+    assert not leftovers, leftovers[:3]
+    assert masked_any >= before
+    # only label terms go: an unrelated word in the same reports survives
+    survivor = "pneumothorax"
+    assert any(survivor in mask_label_terms(t, rule).lower() for t in tagged["report_text"])
