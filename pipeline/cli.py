@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: min(4, cpus))")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
     p.add_argument("--limit", type=int, help="only the first N samples")
+    p.add_argument("--equalize", action="store_true", help="histogram-equalise images (its own store key, <name>+eq)")
+    p.add_argument("--allow-download", action="store_true",
+                   help="let torchvision/Hugging Face download missing weights (never with HF_HUB_OFFLINE=1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--allow-random-weights", action="store_true",
                    help="TESTS/TIMING ONLY: use random weights when pretrained ones are missing (recorded in the store)")
     _add_common(p)
@@ -147,6 +151,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             mask_labels=args.mask_labels,
             allow_random_weights=args.allow_random_weights,
             limit=args.limit,
+            allow_download=args.allow_download,
+            equalize=args.equalize,
+            progress=False if args.no_progress else None,
         )
         print(summary.render())
         if summary.failed:

@@ -1,0 +1,107 @@
+"""Shared fixtures for the extract tests: tiny generated images and a stand-in manifest.
+
+The runner only uses ``name``, ``frame``, ``meta`` and ``image_file(sample_id)`` of a
+manifest (the contract of ``pipeline.datasets.Manifest``), so a small frozen dataclass
+stands in for it and these tests do not depend on the dataset builders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@dataclass(frozen=True)
+class StandInManifest:
+    name: str
+    frame: pd.DataFrame
+    image_root: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def image_file(self, sample_id: str) -> Path:
+        row = self.frame.loc[self.frame["sample_id"] == sample_id]
+        return self.image_root / str(row["image_path"].iloc[0])
+
+
+def make_cxr_like(seed: int, size: tuple[int, int] = (96, 80)) -> np.ndarray:
+    """A smooth synthetic 'chest film': two dark lung fields on a bright body, plus noise."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.full((h, w), 200.0)
+    for cx in (0.3 * w, 0.7 * w):
+        lung = ((xx - cx) / (0.18 * w)) ** 2 + ((yy - 0.5 * h) / (0.35 * h)) ** 2 < 1
+        img[lung] = 50 + 10 * seed
+    img += rng.normal(0, 12, size)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """Six valid PNGs (s0..s5), one truncated PNG and one text file posing as a PNG."""
+    from PIL import Image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(6):
+        Image.fromarray(make_cxr_like(i)).save(root / f"s{i}.png")
+    good = (root / "s0.png").read_bytes()
+    (root / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "notes.png").write_text("this is a radiology note, not an image\n")
+    return root
+
+
+@pytest.fixture
+def image_manifest(image_dir: Path) -> StandInManifest:
+    rows = [
+        {"sample_id": f"s{i}", "image_path": f"s{i}.png", "findings": "", "impression": ""}
+        for i in range(6)
+    ]
+    rows += [
+        {"sample_id": "trunc", "image_path": "truncated.png", "findings": "", "impression": ""},
+        {"sample_id": "text", "image_path": "notes.png", "findings": "", "impression": ""},
+        {"sample_id": "gone", "image_path": "missing.png", "findings": "", "impression": ""},
+    ]
+    return StandInManifest("toy", pd.DataFrame(rows), image_dir)
+
+
+REPORTS = [
+    ("r0", "The heart is enlarged. Cardiomegaly with mild edema.", "Cardiomegaly."),
+    ("r1", "Lungs are clear. No pleural effusion or pneumothorax.", "No acute disease."),
+    ("r2", "", "Normal chest."),
+    ("r3", "Small right pleural effusion. Heart size normal.", "Right effusion."),
+    ("r4", "Stable cardiomegaly. No focal consolidation.", ""),
+]
+
+
+@pytest.fixture
+def text_manifest(tmp_path: Path) -> StandInManifest:
+    frame = pd.DataFrame(
+        [
+            {
+                "sample_id": sid,
+                "image_path": f"{sid}.png",
+                "findings": f,
+                "impression": imp,
+                "report_text": " ".join(t for t in (f, imp) if t),
+            }
+            for sid, f, imp in REPORTS
+        ]
+    )
+    return StandInManifest(
+        "reports", frame, tmp_path, {"label_rule": "finding_vs_rest:cardiomegaly"}
+    )
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A torch hub cache without any checkpoint (and no network use by the code)."""
+    home = tmp_path / "torch_home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home

@@ -1,0 +1,196 @@
+"""extract.runner: stores, skips on re-run, failures, text modes, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from extract.runner import ExtractSummary, encoder_modality, run_extract, select_text
+from pipeline.errors import ConfigError, UnknownNameError
+from pipeline.store import FeatureStore
+
+from .conftest import REPORTS
+
+
+def test_image_run_writes_store_and_rerun_embeds_nothing(image_manifest, tmp_path: Path) -> None:
+    root = tmp_path / "features"
+    s = run_extract(image_manifest, "efficientnet_lite0", root, batch_size=4, num_workers=0)
+    assert isinstance(s, ExtractSummary)
+    assert (s.n_total, s.n_skipped_existing, s.n_embedded) == (9, 0, 6)
+    assert s.store == root / "toy" / "efficientnet_lite0.h5" and s.device == "cpu"
+    assert set(s.failed) == {"trunc", "text", "gone"}
+    assert s.failed["trunc"].startswith("truncated") and s.failed["text"].startswith("not an image")
+    assert s.failed["gone"].startswith("missing")
+    text = s.render()
+    assert "6 embedded" in text and "3 failed" in text and "failed gone: missing" in text
+    store = FeatureStore(s.store)
+    assert sorted(store.ids.tolist()) == [f"s{i}" for i in range(6)]
+    assert store.read().shape == (6, 1280) and store.layers == ["stage3", "stage5"]
+    assert store.read(["s1"], layer="stage3").shape == (1, 40)
+    assert set(store.failed) == {"trunc", "text", "gone"}
+    prov = store.provenance
+    assert prov["weights_name"] != "random-init" and len(prov["weights_sha256"]) == 64
+    assert prov["preprocessing"]["size"] == 224 and prov["dataset"] == "toy"
+
+    again = run_extract(image_manifest, "efficientnet_lite0", root, batch_size=4, num_workers=0)
+    assert (again.n_embedded, again.n_skipped_existing) == (0, 6)
+    assert set(again.failed) == {"trunc", "text", "gone"}  # failures are retried, still fail
+    np.testing.assert_array_equal(FeatureStore(s.store).read(), store.read())
+
+
+def test_vectors_do_not_depend_on_batching_or_workers(image_manifest, tmp_path: Path) -> None:
+    a = run_extract(
+        image_manifest, "efficientnet_lite0", tmp_path / "a", batch_size=2, num_workers=0
+    )
+    b = run_extract(
+        image_manifest, "efficientnet_lite0", tmp_path / "b", batch_size=5, num_workers=2
+    )
+    ids = [f"s{i}" for i in range(6)]
+    np.testing.assert_allclose(
+        FeatureStore(a.store).read(ids), FeatureStore(b.store).read(ids), rtol=1e-4, atol=1e-5
+    )
+    assert a.failed == b.failed
+
+
+def test_interrupted_run_keeps_flushed_batches(image_manifest, tmp_path: Path, monkeypatch) -> None:
+    from extract.image_encoders import ImageEncoder
+
+    real_encode = ImageEncoder.encode
+    calls = {"n": 0}
+
+    def flaky(self, batch, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during the second batch
+        return real_encode(self, batch, **kw)
+
+    monkeypatch.setattr(ImageEncoder, "encode", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_extract(
+            image_manifest, "efficientnet_lite0", tmp_path, batch_size=2, num_workers=0, limit=4
+        )
+    kept = FeatureStore(tmp_path / "toy" / "efficientnet_lite0.h5")
+    assert sorted(kept.ids.tolist()) == ["s0", "s1"]
+    monkeypatch.setattr(ImageEncoder, "encode", real_encode)
+    resumed = run_extract(
+        image_manifest, "efficientnet_lite0", tmp_path, batch_size=2, num_workers=0, limit=4
+    )
+    assert (resumed.n_skipped_existing, resumed.n_embedded) == (2, 2)
+    assert len(FeatureStore(resumed.store)) == 4
+
+
+def test_random_weights_store_is_labelled(image_manifest, tmp_path: Path, empty_torch_home) -> None:
+    s = run_extract(
+        image_manifest,
+        "resnet34",
+        tmp_path,
+        batch_size=6,
+        num_workers=0,
+        limit=2,
+        allow_random_weights=True,
+    )
+    assert s.encoder_key == "resnet34+random-init" and s.n_embedded == 2
+    assert FeatureStore(s.store).provenance["weights_name"] == "random-init"
+
+
+def test_text_modes_are_separate_stores_and_empty_text_fails(text_manifest, tmp_path: Path) -> None:
+    both = run_extract(text_manifest, "minilm", tmp_path, batch_size=2)
+    findings = run_extract(text_manifest, "minilm", tmp_path, batch_size=2, text_mode="findings")
+    assert both.encoder_key == "minilm" and findings.encoder_key == "minilm@findings"
+    assert both.store != findings.store
+    assert (both.n_embedded, both.failed) == (5, {})
+    assert findings.n_embedded == 4 and list(findings.failed) == ["r2"]
+    assert "empty text" in findings.failed["r2"] and "findings" in findings.failed["r2"]
+    assert FeatureStore(findings.store).provenance["preprocessing"]["text_mode"] == "findings"
+    x_both = FeatureStore(both.store).read(["r4"])
+    x_find = FeatureStore(findings.store).read(["r4"])
+    np.testing.assert_allclose(x_both, x_find, atol=1e-5)  # r4 has no impression: same text
+    assert run_extract(text_manifest, "minilm", tmp_path, batch_size=2).n_embedded == 0
+
+
+def test_masked_mode_masks_label_terms(text_manifest, tmp_path: Path) -> None:
+    plain = run_extract(text_manifest, "minilm", tmp_path, text_mode="impression")
+    masked = run_extract(
+        text_manifest, "minilm", tmp_path, text_mode="impression", mask_labels=True
+    )
+    assert masked.encoder_key == "minilm@impression+masked"
+    prov = FeatureStore(masked.store).provenance["preprocessing"]
+    assert prov["masked"] is True and prov["label_rule"].startswith("finding_vs_rest")
+    p, m = FeatureStore(plain.store), FeatureStore(masked.store)
+    # r0's impression "Cardiomegaly." becomes "[MASK]." -> a different vector.
+    assert list(masked.failed) == ["r4"] and not np.allclose(
+        p.read(["r0"]), m.read(["r0"]), atol=1e-3
+    )
+    np.testing.assert_allclose(p.read(["r1"]), m.read(["r1"]), atol=1e-5)  # nothing to mask
+
+
+def test_mask_labels_needs_a_label_rule(text_manifest, tmp_path: Path) -> None:
+    text_manifest.meta.pop("label_rule")
+    with pytest.raises(ConfigError, match="label_rule"):
+        run_extract(text_manifest, "tfidf_svd", tmp_path, mask_labels=True)
+
+
+def test_tfidf_resume_with_limit_uses_the_same_fit(text_manifest, tmp_path: Path) -> None:
+    first = run_extract(text_manifest, "tfidf_svd", tmp_path, limit=2)
+    rest = run_extract(text_manifest, "tfidf_svd", tmp_path)
+    assert (first.n_embedded, rest.n_skipped_existing, rest.n_embedded) == (2, 2, 3)
+    fresh = run_extract(text_manifest, "tfidf_svd", tmp_path / "fresh")
+    ids = [sid for sid, *_ in REPORTS]
+    np.testing.assert_allclose(
+        FeatureStore(rest.store).read(ids), FeatureStore(fresh.store).read(ids), atol=1e-5
+    )
+
+
+def test_encoder_resolution_errors() -> None:
+    assert encoder_modality("efficientnet_lite0") == "image"
+    assert encoder_modality("hf:bert-base-uncased#cls@findings") == "text"
+    with pytest.raises(UnknownNameError, match="efficientnet_lite0"):
+        encoder_modality("efficientnet_lite1")
+    with pytest.raises(ConfigError):
+        encoder_modality("efficientnet_lite0@findings")
+
+
+def test_select_text() -> None:
+    row = {"findings": " Heart  normal. ", "impression": float("nan"), "report_text": "x"}
+    assert select_text(row, "findings") == "Heart normal."
+    assert select_text(row, "impression") == ""
+    assert select_text(row, "both") == "x"  # report_text (findings + impression) wins
+    assert select_text({**row, "report_text": ""}, "both") == "Heart normal."
+    assert (
+        select_text({"findings": "", "impression": "", "report_text": "free text"}, "both")
+        == "free text"
+    )
+
+
+def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    datasets = pytest.importorskip("pipeline.datasets")
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c"],
+            "patient_id": ["p1", "p1", "p2"],
+            "image_path": ["s0.png", "s1.png", "missing.png"],
+            "report_id": ["r1", "r1", "r2"],
+            "findings": ["Cardiomegaly.", "Cardiomegaly.", "Clear lungs."],
+            "impression": ["Enlarged heart.", "Enlarged heart.", ""],
+            "report_text": [
+                "Cardiomegaly. Enlarged heart.",
+                "Cardiomegaly. Enlarged heart.",
+                "Clear lungs.",
+            ],
+            "tags": ["cardiomegaly", "cardiomegaly", "normal"],
+            "label": ["cardiomegaly", "cardiomegaly", "rest"],
+            "label_source": ["mesh:report"] * 3,
+            "view": ["PA", "LATERAL", "PA"],
+        }
+    )
+    manifest = datasets.Manifest(
+        "real", frame, image_dir, {"label_rule": "finding_vs_rest:cardiomegaly"}
+    )
+    img = run_extract(manifest, "efficientnet_lite0", tmp_path, batch_size=2, num_workers=0)
+    assert img.n_embedded == 2 and list(img.failed) == ["c"]
+    txt = run_extract(manifest, "tfidf_svd", tmp_path, mask_labels=True)
+    assert txt.encoder_key == "tfidf_svd@both+masked" and txt.n_embedded == 3
