@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = verbs.add_parser("report", help="write the HTML/Markdown/CSV/LaTeX report of an experiment")
-    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--config", type=Path, required=True, help="experiment TOML, e.g. experiments/demo.toml")
+    p.add_argument("--metric", default="roc_auc", help="metric for picking the best fused cell (default roc_auc)")
+    p.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                   help="skip the modality-shuffle test (it refits the best fused cell on 5 folds)")
     _add_common(p)
 
     p = verbs.add_parser("compare", help="compare two saved benchmark runs cell by cell")
@@ -173,14 +176,36 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from classify.ablation import run_shuffle
     from classify.benchmark import load_benchmark
     from classify.experiment import load_experiment
     from classify.report import write_report
+    from pipeline.datasets import load_manifest
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
-    paths = write_report(load_benchmark(experiment), args.artifacts / "reports")
+    benchmark = load_benchmark(experiment)
+    shuffles = []
+    if args.shuffle:
+        fused = [c for c in benchmark.cells if len(c.spec.stores) > 1]
+        if fused:  # the modality-shuffle test on the best fused cell (refits; not stored)
+            best = max(fused, key=lambda c: c.summary(args.metric)[0])
+            shuffles.append(run_shuffle(experiment, best, metric=args.metric, n_permutations=3, repeats=1))
+    manifest = load_manifest(experiment.manifest)
+    provenance = {
+        "label_source": manifest.meta.get("label_source"),
+        "manifest": str(experiment.manifest),
+        "manifest_notes": manifest.meta.get("notes", []),
+        "command": " ".join(sys.argv),
+    }
+    paths = write_report(
+        benchmark,
+        args.artifacts / "reports",
+        shuffles=shuffles,
+        experiment_text=Path(args.config).read_text(encoding="utf-8"),
+        provenance=provenance,
+    )
     for kind, path in paths.items():
-        print(f"{kind:>8}: {path}")
+        print(f"{kind:>12}: {path}")
     return EXIT_OK
 
 

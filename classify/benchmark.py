@@ -1,0 +1,403 @@
+"""Run an experiment: every cell x every split of one saved plan, cached by cell key.
+
+Flow of :func:`run_benchmark`:
+
+1. open the stores and the manifest (optionally relabelled by a label rule) and
+   join them into one :class:`~classify.features.FeatureSet` (all cells use the same
+   rows, so every model is scored on identical splits);
+2. load or create the split plan (:mod:`classify.splits`);
+3. expand the grid into :class:`~classify.results.CellSpec` s and their keys; cells
+   whose key is already stored are reused, the rest are computed;
+4. one joblib task per (cell, split): build the cell pipeline, fit on the training
+   rows, predict probabilities for the test rows, score them. Each task is seeded
+   and limited to ``threads_per_task`` BLAS/OpenMP threads, so scores are identical
+   for any ``n_jobs``. A cell is written (atomically) as soon as its splits are done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from classify.evaluate import score_fold
+from classify.experiment import Experiment, default_feature_sets
+from classify.features import FeatureSet, blocks_spec, build_feature_set
+from classify.fusion import fusion_arity
+from classify.pipeline_factory import build_pipeline, spec_notes
+from classify.results import (
+    ATTENTION_COLUMNS,
+    COUNT_COLUMNS,
+    FOLD_COLUMNS,
+    SCORE_COLUMNS,
+    BenchmarkResult,
+    CellResult,
+    CellSpec,
+    PlannedCell,
+    cell_key,
+)
+from classify.results_store import has_cell, iter_cell_docs, oof_frame, read_cell, write_cell
+from classify.splits import SplitPlan, make_split_plan
+from pipeline.errors import ConfigError, ManifestError
+
+log = logging.getLogger(__name__)
+
+#: a text-only score at or above this is flagged as probable label leakage
+TEXT_CEILING = 0.95
+
+
+# ----------------------------------------------------------------------------- data
+def open_stores(exp: Experiment) -> list[Any]:
+    """FeatureStores of the experiment (every store of the dataset when ``stores = "all"``)."""
+    from pipeline.store import FeatureStore, list_stores, store_path
+
+    if exp.stores is None:
+        stores = list_stores(exp.features_root, exp.dataset)
+        if not stores:
+            raise ConfigError(
+                f"no feature stores for dataset {exp.dataset!r} under {exp.features_root}; run "
+                "`pipeline extract` first or list `stores` in the experiment"
+            )
+        return stores
+    return [FeatureStore(store_path(exp.features_root, exp.dataset, k)) for k in exp.stores]
+
+
+def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, list[str]]]:
+    """Manifest table with the label column to use, the label-rule id, and rule drops."""
+    from pipeline.datasets import load_manifest
+
+    if not Path(exp.manifest).is_file():
+        raise ManifestError(
+            f"manifest {exp.manifest} does not exist; build it with `pipeline data` or set "
+            "`manifest` in the experiment"
+        )
+    manifest = load_manifest(exp.manifest)
+    frame = manifest.frame.copy()
+    frame["sample_id"] = frame["sample_id"].astype(str)
+    dropped: dict[str, list[str]] = {}
+    if exp.label_rule is None:
+        rule_id = "manifest:" + str(manifest.meta.get("label_rule", "label"))
+        return frame, rule_id, dropped
+    from pipeline.labels import apply_label_rule
+
+    if "tags" not in frame.columns:
+        raise ManifestError(
+            f"{exp.manifest} has no 'tags' column, so label_rule {exp.label_rule!r} cannot be "
+            "applied; remove label_rule to use the manifest's labels"
+        )
+    assignment = apply_label_rule(exp.label_rule, frame["tags"].fillna("").tolist())
+    for sid, lab, why in zip(frame["sample_id"], assignment.labels, assignment.reasons, strict=True):
+        if lab is None:
+            dropped.setdefault(f"label rule: {why}", []).append(sid)
+    frame["label"] = [lab if lab is not None else "" for lab in assignment.labels]
+    return frame, assignment.rule.spec, dropped
+
+
+def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
+    frame, rule_id, rule_dropped = load_labelled_frame(exp)
+    reasons = {sid: why for why, sids in rule_dropped.items() for sid in sids}
+    fs = build_feature_set(open_stores(exp), frame, positive_label=exp.positive_label,
+                           source=str(exp.manifest), unlabelled_reasons=reasons)
+    return fs, rule_id
+
+
+# ----------------------------------------------------------------------------- grid
+def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
+    """Cells of the experiment, in a stable order (feature set, fusion, sampler, classifier)."""
+    modality = {b.name: b.modality for b in fs.blocks}
+    sets = dict(exp.feature_sets) or default_feature_sets([b.name for b in fs.blocks])
+    specs: list[CellSpec] = []
+    for fs_name, keys in sets.items():
+        for k in keys:
+            fs.block(k)  # raises naming the store if absent
+        for fusion in exp.fusions:
+            if (fusion_arity(fusion) == "many") != (len(keys) > 1):
+                continue
+            for sampler in exp.samplers:
+                for clf in exp.classifiers:
+                    params = {}
+                    for comp, name in (("fusion", fusion), ("sampler", sampler),
+                                       ("classifier", clf)):
+                        p = exp.component_params(comp, name)
+                        if p:
+                            params[comp] = p
+                    specs.append(CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
+                                          fusion, sampler, clf, params))
+    return specs
+
+
+def _key_meta(exp: Experiment, fs: FeatureSet, rule_id: str, plan: SplitPlan) -> dict[str, Any]:
+    return {
+        "dataset": exp.dataset,
+        "label_rule": rule_id,
+        "store_identities": {s.encoder_key: s.identity for s in fs.report.stores},
+        "split_hash": plan.hash,
+        "seed": exp.cv.seed,
+    }
+
+
+def _reason(spec: CellSpec, meta: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """Why a missing cell must be computed, judged from stored cells' records."""
+    if not history:
+        return "never run"
+    same = [d for d in history if _spec_id(d.get("spec", {})) == _spec_id(spec.to_dict())]
+    idents = meta["store_identities"]
+    seen_stores = {k for d in history for k in d.get("store_identities", {})}
+    new = [k for k in spec.stores if k not in seen_stores]
+    if new:
+        return "new store " + ", ".join(new)
+    for d in same:
+        changed = [k for k in spec.stores if d.get("store_identities", {}).get(k) != idents[k]]
+        if changed:
+            return "store content changed: " + ", ".join(changed)
+    if same and all(d.get("split_hash") != meta["split_hash"] for d in same):
+        return "split plan changed"
+    return "never run"
+
+
+def _spec_id(d: dict[str, Any]) -> str:
+    import json
+
+    d = {k: v for k, v in d.items() if k != "feature_set"}
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+# ----------------------------------------------------------------------------- one split
+def run_split(
+    spec: CellSpec,
+    cols: np.ndarray,
+    blocks: tuple[tuple[str, int, int], ...],
+    X: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    n_classes: int,
+    positive: int | None,
+    seed: int,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        Xc = np.asarray(X[:, cols], dtype=np.float64)
+        pipe = build_pipeline(spec, blocks, random_state=seed)
+        t0 = time.perf_counter()
+        pipe.fit(Xc[train], y[train])
+        t1 = time.perf_counter()
+        raw = pipe.predict_proba(Xc[test])
+        t2 = time.perf_counter()
+    proba = np.zeros((len(test), n_classes))
+    proba[:, np.asarray(pipe.classes_, dtype=int)] = raw
+    sampler = pipe.named_steps["sampler"]
+    fusion = pipe.named_steps["fusion"]
+    att = getattr(fusion, "modality_weights_", None)
+    return {
+        "proba": proba,
+        "scores": score_fold(y[test], proba, positive),
+        "before": dict(sampler.counts_before_),
+        "after": dict(sampler.counts_after_),
+        "k": int(sampler.k_neighbors_),
+        "notes": list(sampler.notes_),
+        "fit_seconds": t1 - t0,
+        "predict_seconds": t2 - t1,
+        "attention": None if att is None else [float(a) for a in att],
+    }
+
+
+def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
+                  outs: Sequence[tuple[int, int, dict[str, Any]]]) -> CellResult:
+    """Combine per-split outputs (in plan order) into a :class:`CellResult`."""
+    scores, counts, folds, att, notes = [], [], [], [], []
+    ids, reps, fids, ytrue, probas = [], [], [], [], []
+    for r, f, o in outs:
+        train, test = plan.indices(r, f)
+        scores.extend((key, r, f, m, v) for m, v in o["scores"].items())
+        for stage in ("before", "after"):
+            counts.extend((key, r, f, stage, fs.classes[c], n) for c, n in sorted(o[stage].items()))
+        folds.append((key, r, f, len(train), len(test), o["fit_seconds"], o["predict_seconds"],
+                      o["k"]))
+        if o["attention"] is not None:
+            att.extend((key, r, f, s, m, w) for s, m, w in
+                       zip(spec.stores, spec.modalities, o["attention"], strict=True))
+        notes.extend(n for n in o["notes"] if n not in notes)
+        ids.append(fs.ids[test]); reps.append(np.full(len(test), r)); fids.append(np.full(len(test), f))  # noqa: E702
+        ytrue.append(fs.y[test]); probas.append(o["proba"])  # noqa: E702
+        log.info("%s r%d f%d: train counts %s -> %s", spec.label, r, f,
+                 {fs.classes[c]: n for c, n in o["before"].items()},
+                 {fs.classes[c]: n for c, n in o["after"].items()})
+    folds_df = pd.DataFrame(folds, columns=list(FOLD_COLUMNS))
+    return CellResult(
+        spec=spec,
+        key=key,
+        scores=pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
+        oof=oof_frame(np.concatenate(ids), np.concatenate(reps), np.concatenate(fids),
+                      np.concatenate(ytrue), np.vstack(probas), fs.classes),
+        class_counts=pd.DataFrame(counts, columns=list(COUNT_COLUMNS)),
+        folds=folds_df,
+        fit_seconds=float(folds_df["fit_seconds"].sum()),
+        attention=pd.DataFrame(att, columns=list(ATTENTION_COLUMNS)) if att else None,
+        status="computed",
+        warnings=tuple(notes) + spec_notes(spec),
+    )
+
+
+# ----------------------------------------------------------------------------- run
+def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResult]) -> list[str]:
+    out: list[str] = []
+    ds = exp.dataset.lower().split("_")[0]
+    for s in fs.report.stores:
+        hit = [t for t in s.trained_on if ds and ds in str(t).lower()]
+        if hit:
+            out.append(f"pretraining overlap: store {s.encoder_key} was trained on {hit}, which "
+                       f"includes dataset {exp.dataset!r}; its scores are optimistic")
+    for c in cells:
+        if set(c.spec.modalities) == {"text"}:
+            for m in ("roc_auc", "balanced_accuracy"):
+                mean, _ = c.summary(m)
+                if mean >= TEXT_CEILING:
+                    out.append(
+                        f"text-only ceiling: {c.label} reaches {m} = {mean:.3f}; labels derived "
+                        "from the same report leak into the text embedding (mask label terms or "
+                        "embed FINDINGS only to measure real skill)"
+                    )
+                    break
+    return out
+
+
+def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
+                  dry_run: bool = False, scheduler: Any = None) -> BenchmarkResult:
+    """Compute (or, with ``dry_run``, just plan) every cell of ``experiment``.
+
+    Args:
+        n_jobs: joblib workers over (cell, split) tasks (default: the experiment's).
+        dry_run: only plan: list each cell with ``compute``/``reuse`` and the reason.
+        scheduler: Dask scheduler address or Client: run the tasks on that cluster
+            (via :func:`classify.distributed.joblib_backend`; X and y are scattered once).
+    """
+    return _run(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
+
+
+def load_benchmark(experiment: Experiment) -> BenchmarkResult:
+    """The stored results of ``experiment`` without computing anything (for reports).
+
+    Cells not on disk are listed in ``planned`` with action ``compute`` and left out of
+    ``cells``; a warning says how many. ConfigError if none is stored.
+    """
+    return _run(experiment, n_jobs=1, dry_run=False, scheduler=None, compute=False)
+
+
+def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler: Any,
+         compute: bool = True) -> BenchmarkResult:
+    from joblib import Parallel, delayed
+
+    t_start = time.perf_counter()
+    exp = experiment
+    n_jobs = exp.n_jobs if n_jobs is None else n_jobs
+    fs, rule_id = load_feature_set(exp)
+    plan = make_split_plan(
+        fs.ids, np.asarray(fs.classes, dtype=object)[fs.y], fs.groups,
+        n_folds=exp.cv.folds, n_repeats=exp.cv.repeats, seed=exp.cv.seed,
+        label_rule=rule_id, splits_dir=exp.results_dir / "splits", save=compute and not dry_run,
+    )
+    meta = _key_meta(exp, fs, rule_id, plan)
+    specs = expand_grid(exp, fs)
+    history = list(iter_cell_docs(exp.results_dir))
+    planned: list[PlannedCell] = []
+    seen: set[str] = set()
+    for spec in specs:
+        key = cell_key(spec, dataset=exp.dataset, label_rule=rule_id,
+                       store_identities=meta["store_identities"], split_hash=plan.hash,
+                       seed=exp.cv.seed)
+        if key in seen:
+            log.warning("cell %s duplicates an earlier cell (same stores and settings); skipped",
+                        spec.label)
+            continue
+        seen.add(key)
+        if has_cell(exp.results_dir, key):
+            planned.append(PlannedCell(spec, key, "reuse", "stored result found"))
+        else:
+            planned.append(PlannedCell(spec, key, "compute", _reason(spec, meta, history)))
+    n_compute = sum(p.action == "compute" for p in planned)
+    log.info("%s: %d cells (%d to compute, %d stored) x %d splits", exp.name, len(planned),
+             n_compute, len(planned) - n_compute, plan.n_splits)
+
+    common = dict(dataset=exp.dataset, experiment=exp.name, label_rule=rule_id,
+                  data=fs.report, split=plan.info, planned=tuple(planned), metrics=exp.metrics,
+                  results_dir=exp.results_dir)
+    if dry_run:
+        return BenchmarkResult(cells=(), n_computed=0, n_reused=0, dry_run=True,
+                               wall_seconds=time.perf_counter() - t_start,
+                               warnings=tuple(plan.info.warnings), **common)
+
+    results: dict[str, CellResult] = {}
+    for p in planned:
+        if p.action == "reuse":
+            results[p.key] = read_cell(exp.results_dir, p.key)
+    todo = [p for p in planned if p.action == "compute"]
+    extra: list[str] = []
+    if not compute:
+        if not results:
+            raise ConfigError(
+                f"no stored results for experiment {exp.name!r} in {exp.results_dir}; run "
+                "`pipeline classify` with this experiment first"
+            )
+        if todo:
+            extra.append(f"{len(todo)} cell(s) of the experiment are not computed yet and are "
+                         "missing from this report; run `pipeline classify` to add them")
+        todo = []
+    splits = [(r, f) for r in range(plan.info.n_repeats) for f in range(plan.info.n_folds)]
+    layouts = {}
+    for p in todo:
+        cols, blocks = fs.columns(p.spec.stores)
+        layouts[p.key] = (cols, blocks_spec(blocks))
+    tasks = [(p, r, f) for p in todo for r, f in splits]
+    positive = fs.positive_index
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None and tasks:
+            from classify.distributed import joblib_backend
+
+            stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y]))
+        gen = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(run_split)(
+                p.spec, layouts[p.key][0], layouts[p.key][1], fs.X, fs.y, *plan.indices(r, f),
+                n_classes=len(fs.classes), positive=positive, seed=exp.cv.seed,
+                threads=exp.threads_per_task,
+            )
+            for p, r, f in tasks
+        )
+        _collect(exp, plan, fs, meta, tasks, gen, len(splits), results)
+
+    cells = tuple(results[p.key] for p in planned if p.key in results)
+    warnings = list(plan.info.warnings) + extra + _science_warnings(exp, fs, cells)
+    for w in warnings:
+        log.warning(w)
+    return BenchmarkResult(
+        cells=cells, n_computed=len(todo), n_reused=len(cells) - len(todo), dry_run=False,
+        wall_seconds=time.perf_counter() - t_start, warnings=tuple(warnings), **common,
+    )
+
+
+def _collect(exp: Experiment, plan: SplitPlan, fs: FeatureSet, meta: dict[str, Any],
+             tasks: list, gen: Any, n_splits: int, results: dict[str, CellResult]) -> None:
+    """Assemble and store each cell as soon as all its splits have come back."""
+    buffer: list[tuple[int, int, dict[str, Any]]] = []
+    for (p, r, f), out in zip(tasks, gen, strict=True):
+        buffer.append((r, f, out))
+        if len(buffer) < n_splits:
+            continue
+        cell = assemble_cell(p.spec, p.key, plan, fs, buffer)
+        buffer = []
+        path = write_cell(exp.results_dir, cell, meta, fs.classes)
+        results[p.key] = CellResult(**{**cell.__dict__, "path": path})
+        mean, std = cell.summary("roc_auc")
+        log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
+                 cell.fit_seconds)
+

@@ -1,0 +1,310 @@
+"""Experiment configuration: a frozen dataclass loaded from TOML and validated on load.
+
+Example (``experiments/demo.toml``)::
+
+    name = "demo"
+    dataset = "openi_demo"
+    # manifest = "artifacts/manifests/openi_demo.csv"   # default from dataset
+    # label_rule = "normal_vs_abnormal"                  # relabel from the manifest's tags
+    positive_label = "abnormal"
+    stores = ["efficientnet_lite0", "minilm"]            # or "all" (every store of the dataset)
+    fusions = ["single", "concat", "attention"]
+    samplers = ["smote"]
+    classifiers = ["logistic", "xgboost"]
+    metrics = ["accuracy", "f1_weighted", "roc_auc"]     # displayed; all are stored
+    n_jobs = 2
+
+    [feature_sets]                                       # named store combinations
+    image = ["efficientnet_lite0"]
+    text = ["minilm"]
+    fused = ["efficientnet_lite0", "minilm"]
+
+    [cv]
+    folds = 5
+    repeats = 5
+    seed = 0
+
+    [params.fusion.concat]                               # per-component parameter overrides
+    reduce = "pca"
+    n_components = 128
+
+The grid is feature_sets x fusions x samplers x classifiers, where fusion ``single``
+applies to one-store feature sets and the other fusions to multi-store ones.
+Relative paths are resolved against the current working directory (the repository
+root when run through ``make``/``python -m pipeline``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from classify.evaluate import HEADLINE, METRICS
+from classify.fusion import FUSIONS, build_fusion, fusion_arity
+from classify.models import CLASSIFIERS, build_classifier
+from classify.samplers import SAMPLERS
+from pipeline.errors import ConfigError, UnknownNameError
+
+COMPONENTS = ("fusion", "sampler", "classifier")
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """Repeated grouped stratified K-fold settings."""
+
+    folds: int = 5
+    repeats: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A benchmark definition. See the module docstring for the TOML form.
+
+    Attributes:
+        name: experiment name (reports, logs).
+        dataset: dataset name (feature stores live in ``features_root/<dataset>/``).
+        manifest: manifest CSV (default ``artifacts/manifests/<dataset>.csv``).
+        features_root, results_root: artifact roots.
+        label_rule: None = the manifest's ``label`` column; else a ``pipeline.labels``
+            rule spec applied to the manifest's ``tags``.
+        positive_label: positive class for binary metrics (default: minority class).
+        stores: encoder keys used, or None for every store of the dataset on disk.
+        feature_sets: name -> encoder keys (default: one set per store, plus ``fused``
+            with all stores when there are several).
+        fusions, samplers, classifiers: registry names forming the grid.
+        params: component -> name -> parameter overrides.
+        cv: split settings (also the model seed).
+        metrics: metrics shown in tables (all metrics are always computed and stored).
+        n_jobs: joblib workers over cells x folds.
+        threads_per_task: BLAS/OpenMP threads inside one task (1 keeps results identical
+            for any n_jobs).
+        source: the TOML file it came from.
+    """
+
+    name: str
+    dataset: str
+    manifest: Path
+    features_root: Path = Path("artifacts/features")
+    results_root: Path = Path("artifacts/results")
+    label_rule: str | None = None
+    positive_label: str | None = None
+    stores: tuple[str, ...] | None = None
+    feature_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
+    fusions: tuple[str, ...] = ("single", "concat")
+    samplers: tuple[str, ...] = ("smote",)
+    classifiers: tuple[str, ...] = ("logistic",)
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict, hash=False)
+    cv: CVConfig = CVConfig()
+    metrics: tuple[str, ...] = HEADLINE
+    n_jobs: int = 1
+    threads_per_task: int = 1
+    source: Path | None = None
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.results_root) / self.dataset
+
+    def component_params(self, component: str, name: str) -> dict[str, Any]:
+        return dict(self.params.get(component, {}).get(name, {}))
+
+
+_TOP_KEYS = {
+    "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
+    "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
+    "params", "cv", "metrics", "n_jobs", "threads_per_task",
+}
+_CV_KEYS = {"folds", "repeats", "seed"}
+
+
+def _did_you_mean(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(valid), n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _unknown_keys(where: str, got: Mapping[str, Any], valid: set[str], src: str) -> None:
+    for key in got:
+        if key not in valid:
+            raise ConfigError(
+                f"{src}: unknown key {where}{key!r}.{_did_you_mean(key, sorted(valid))} "
+                f"Valid keys: {', '.join(sorted(valid))}."
+            )
+
+
+def _str_list(value: Any, key: str, src: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
+        raise ConfigError(f"{src}: {key!r} must be a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{src}: {key!r} lists a name twice: {value!r}; list each once")
+    return tuple(value)
+
+
+def _check_names(kind_key: str, names: Sequence[str], registry: Any, src: str) -> None:
+    for i, n in enumerate(names):
+        try:
+            registry.get(n)
+        except UnknownNameError as exc:
+            raise ConfigError(f"{src}: {kind_key}[{i}]: {exc}") from None
+
+
+def _int(value: Any, key: str, src: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{src}: {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>", *,
+                         artifacts: str | Path | None = None) -> Experiment:
+    """Validate a parsed TOML document and build the :class:`Experiment`.
+
+    ``artifacts`` (default ``artifacts``) is the root of the default paths
+    ``<artifacts>/manifests/<dataset>.csv``, ``<artifacts>/features``, ``<artifacts>/results``;
+    paths given in the document win.
+    """
+    src = str(source)
+    art = Path(artifacts) if artifacts is not None else Path("artifacts")
+    _unknown_keys("", data, _TOP_KEYS, src)
+    for req in ("dataset",):
+        if req not in data:
+            raise ConfigError(f"{src}: missing required key {req!r}; e.g. dataset = \"openi_demo\"")
+    dataset = str(data["dataset"])
+    name = str(data.get("name", Path(src).stem if src != "<dict>" else dataset))
+
+    stores_raw = data.get("stores", "all")
+    stores = None if stores_raw == "all" else _str_list(stores_raw, "stores", src)
+
+    fs_raw = data.get("feature_sets", {})
+    if not isinstance(fs_raw, Mapping):
+        raise ConfigError(f"{src}: [feature_sets] must be a table of name = [encoder keys]")
+    feature_sets = {str(k): _str_list(v, f"feature_sets.{k}", src) for k, v in fs_raw.items()}
+    if stores is not None:
+        for fs_name, keys in feature_sets.items():
+            for k in keys:
+                if k not in stores:
+                    raise ConfigError(
+                        f"{src}: feature_sets.{fs_name} uses store {k!r} which is not in "
+                        f"stores = {list(stores)}.{_did_you_mean(k, stores)} Add it to `stores`."
+                    )
+        if not feature_sets:
+            feature_sets = default_feature_sets(stores)
+
+    fusions = _str_list(data.get("fusions", ["single", "concat"]), "fusions", src)
+    samplers = _str_list(data.get("samplers", ["smote"]), "samplers", src)
+    classifiers = _str_list(data.get("classifiers", ["logistic"]), "classifiers", src)
+    metrics = _str_list(data.get("metrics", list(HEADLINE)), "metrics", src)
+    _check_names("fusions", fusions, FUSIONS, src)
+    _check_names("samplers", samplers, SAMPLERS, src)
+    _check_names("classifiers", classifiers, CLASSIFIERS, src)
+    for i, m in enumerate(metrics):
+        if m not in METRICS:
+            raise ConfigError(
+                f"{src}: metrics[{i}]: unknown metric {m!r}.{_did_you_mean(m, list(METRICS))} "
+                f"Valid names: {', '.join(METRICS)}."
+            )
+
+    if feature_sets:
+        arities = {len(v) > 1 for v in feature_sets.values()}
+        usable = [f for f in fusions if (fusion_arity(f) == "many") in arities]
+        if not usable:
+            raise ConfigError(
+                f"{src}: no fusion in {list(fusions)} applies to the feature sets "
+                f"{dict(feature_sets)} ('single' needs one store, the others >= 2)"
+            )
+
+    cv_raw = data.get("cv", {})
+    if not isinstance(cv_raw, Mapping):
+        raise ConfigError(f"{src}: [cv] must be a table with folds, repeats, seed")
+    _unknown_keys("cv.", cv_raw, _CV_KEYS, src)
+    cv = CVConfig(
+        folds=_int(cv_raw.get("folds", 5), "cv.folds", src, 2),
+        repeats=_int(cv_raw.get("repeats", 5), "cv.repeats", src, 1),
+        seed=_int(cv_raw.get("seed", 0), "cv.seed", src, 0),
+    )
+
+    params_raw = data.get("params", {})
+    if not isinstance(params_raw, Mapping):
+        raise ConfigError(f"{src}: [params] must be tables like [params.classifier.knn]")
+    _unknown_keys("params.", params_raw, set(COMPONENTS), src)
+    registries = {"fusion": FUSIONS, "sampler": SAMPLERS, "classifier": CLASSIFIERS}
+    params: dict[str, dict[str, dict[str, Any]]] = {}
+    for comp, per_name in params_raw.items():
+        params[comp] = {}
+        for n, p in dict(per_name).items():
+            _check_names(f"params.{comp}", [n], registries[comp], src)
+            if not isinstance(p, Mapping):
+                raise ConfigError(f"{src}: params.{comp}.{n} must be a table of parameters")
+            params[comp][n] = dict(p)
+            _validate_params(comp, n, dict(p), src)
+
+    manifest = Path(data.get("manifest", art / "manifests" / f"{dataset}.csv"))
+    label_rule = data.get("label_rule") or None
+    if label_rule is not None:
+        from pipeline.labels import LabelRule
+
+        try:
+            label_rule = LabelRule.from_spec(label_rule).spec
+        except (ConfigError, UnknownNameError) as exc:
+            raise ConfigError(f"{src}: label_rule: {exc}") from None
+
+    return Experiment(
+        name=name,
+        dataset=dataset,
+        manifest=manifest,
+        features_root=Path(data.get("features_root", art / "features")),
+        results_root=Path(data.get("results_root", art / "results")),
+        label_rule=label_rule,
+        positive_label=data.get("positive_label"),
+        stores=stores,
+        feature_sets=feature_sets,
+        fusions=fusions,
+        samplers=samplers,
+        classifiers=classifiers,
+        params=params,
+        cv=cv,
+        metrics=metrics,
+        n_jobs=_int(data.get("n_jobs", 1), "n_jobs", src, -1) or 1,
+        threads_per_task=_int(data.get("threads_per_task", 1), "threads_per_task", src, 1),
+        source=Path(source) if src != "<dict>" else None,
+    )
+
+
+def _validate_params(comp: str, name: str, p: dict[str, Any], src: str) -> None:
+    try:
+        if comp == "fusion":
+            build_fusion(name, None, **p)
+        elif comp == "classifier":
+            build_classifier(name, **p)
+        else:
+            SAMPLERS.get(name)(random_state=0, **p)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{src}: params.{comp}.{name}: {exc}") from None
+
+
+def default_feature_sets(stores: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """One feature set per store, plus ``fused`` (all stores) when there are several."""
+    out = {k: (k,) for k in stores}
+    if len(stores) > 1:
+        out["fused"] = tuple(stores)
+    return out
+
+
+def load_experiment(path: str | Path, *, artifacts: str | Path | None = None) -> Experiment:
+    """Read and validate an experiment TOML (ConfigError naming the file and key).
+
+    ``artifacts``: root of the default manifest/features/results paths (CLI ``--artifacts``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment file {path} does not exist; see experiments/demo.toml")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}); fix the syntax") from None
+    return experiment_from_dict(data, path, artifacts=artifacts)

@@ -1,0 +1,82 @@
+"""Fusion transformers: sklearn contract, pipelines, attention behaviour, no eager torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from imblearn.pipeline import Pipeline
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+
+from classify.fusion import FUSIONS, AttentionFusion, ConcatFusion, build_fusion
+from classify.samplers import FoldSampler
+from pipeline.errors import ConfigError
+
+BLOCKS = (("sig", 0, 8), ("noise", 8, 20))
+
+
+def _data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    sig = rng.normal(size=(n, 8)) + 1.5 * y[:, None] * (np.arange(8) < 3)
+    noise = rng.normal(size=(n, 12)) * 3.0
+    return np.hstack([sig, noise]), y
+
+
+@pytest.mark.parametrize("name", ["concat", "weighted_sum", "attention"])
+def test_clone_and_pipeline(name):
+    X, y = _data()
+    params = {"epochs": 3} if name == "attention" else {}
+    f = build_fusion(name, BLOCKS, random_state=0, **params)
+    c = clone(f)
+    assert c.get_params() == f.get_params()
+    pipe = Pipeline([("fusion", c), ("sampler", FoldSampler("smote")),
+                     ("clf", LogisticRegression())])
+    pipe.fit(X[:200], y[:200])
+    assert pipe.predict_proba(X[200:]).shape == (100, 2)
+    assert not hasattr(f, "n_features_in_")  # clone left the original unfitted
+
+
+def test_single_and_concat_shapes():
+    X, y = _data()
+    assert build_fusion("single", (("a", 0, 20),)).fit_transform(X).shape == (300, 20)
+    with pytest.raises(ConfigError, match="use a feature set with one store"):
+        build_fusion("single", BLOCKS).fit(X)
+    assert build_fusion("single", BLOCKS, block="noise").fit_transform(X).shape == (300, 12)
+    Z = ConcatFusion(BLOCKS, reduce="pca", n_components=4).fit_transform(X)
+    assert Z.shape == (300, 8)
+    Z = ConcatFusion(BLOCKS, reduce="ica", n_components=3).fit_transform(X)
+    assert Z.shape == (300, 6)
+    np.testing.assert_allclose(ConcatFusion(BLOCKS, standardize=False).fit_transform(X), X)
+
+
+def test_attention_prefers_informative_modality_and_is_deterministic():
+    X, y = _data(n=400)
+    f = AttentionFusion(BLOCKS, dim=8, epochs=60, random_state=0).fit(X, y)
+    assert list(f.modality_names_) == ["sig", "noise"]
+    w = f.modality_weights_
+    assert w.sum() == pytest.approx(1.0)
+    assert w[0] > 0.6 > w[1], w
+    Z = f.transform(X)
+    assert Z.shape == (400, 8)
+    g = AttentionFusion(BLOCKS, dim=8, epochs=60, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(Z, g.transform(X))
+    att = f.attention_weights(X[:5])
+    np.testing.assert_allclose(att.sum(1), 1.0)
+
+
+def test_unknown_fusion_and_param():
+    with pytest.raises(KeyError, match="Did you mean 'concat'"):
+        FUSIONS.get("concatt")
+    with pytest.raises(ConfigError, match="valid: .*n_components"):
+        build_fusion("concat", BLOCKS, n_comp=3)
+
+
+def test_classify_does_not_import_torch_eagerly():
+    code = ("import sys; import classify.benchmark, classify.fusion, classify.stats, "
+            "classify.tables, classify.ablation, classify.experiment; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
