@@ -16,7 +16,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data extract classify report demo test test-fast lint bench clean
+.PHONY: help setup data extract classify report demo openi leakage test test-fast lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ report: setup ## write the HTML/Markdown/CSV/LaTeX report of $(EXPERIMENT)
 	$(PIPELINE) report --config $(EXPERIMENT)
 
 demo: data extract classify report ## the whole main job on the embedded default, offline
+
+openi: setup ## the reference-study table on real OpenI data: make openi REPORTS=.../NLMCXR_reports.tgz IMAGES=.../NLMCXR_png
+	@test -n "$(REPORTS)" -a -n "$(IMAGES)" || { echo "usage: make openi REPORTS=/path/NLMCXR_reports.tgz IMAGES=/path/NLMCXR_png"; exit 2; }
+	$(PIPELINE) data openi --reports $(REPORTS) --image-root $(IMAGES) --one-per-report --drop-empty-text
+	$(PIPELINE) extract --manifest artifacts/manifests/openi.csv --encoder $(IMAGE_ENCODER) --encoder $(TEXT_ENCODER)
+	$(PIPELINE) classify --config experiments/openi.toml --n-jobs $(N_JOBS)
+	$(PIPELINE) report --config experiments/openi.toml
 
 test: setup ## run the whole test suite (slow tests included)
 	$(PY) -m pytest -q

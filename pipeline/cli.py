@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-download", action="store_true",
                    help="let torchvision/Hugging Face download missing weights (never with HF_HUB_OFFLINE=1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--lock-timeout", type=float, default=0.0,
+                   help="seconds to wait for another run writing the same store (default 0: fail at once)")
     p.add_argument("--allow-random-weights", action="store_true",
                    help="TESTS/TIMING ONLY: use random weights when pretrained ones are missing (recorded in the store)")
     _add_common(p)
@@ -157,6 +159,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             allow_download=args.allow_download,
             equalize=args.equalize,
             progress=False if args.no_progress else None,
+            lock_timeout=args.lock_timeout,
         )
         print(summary.render())
         if summary.failed:
@@ -218,9 +221,33 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from pipeline.inventory import collect_inventory, render_inventory
+    from classify.fusion import FUSIONS
+    from classify.models import CLASSIFIERS
+    from classify.samplers import SAMPLERS
+    from extract.image_encoders import IMAGE_ENCODERS, availability
+    from extract.text_encoders import TEXT_ENCODERS
+    from pipeline.datasets import DATASET_FORMATS
+    from pipeline.labels import LABEL_RULES
+    from pipeline.store import list_stores
 
-    print(render_inventory(collect_inventory(args.artifacts / "features")))
+    print("image encoders (offline = pretrained weights present on this machine):")
+    for entry in IMAGE_ENCODERS:
+        avail = availability(entry.name)
+        state = "offline" if avail.available else f"missing - {avail.detail}"
+        print(f"  {entry.name:<22} dim {entry.meta.get('dim')!s:>5}  trained on {','.join(entry.meta.get('trained_on', []))}  [{state}]")
+    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both][+masked]):")
+    for entry in TEXT_ENCODERS:
+        state = "offline" if entry.meta.get("offline") else "needs the model in the Hugging Face cache or a local folder"
+        print(f"  {entry.name:<22} dim {entry.meta.get('dim') or '-'!s:>5}  [{state}]")
+    for title, registry in (("dataset formats", DATASET_FORMATS), ("label rules", LABEL_RULES),
+                            ("fusions", FUSIONS), ("samplers", SAMPLERS), ("classifiers", CLASSIFIERS)):
+        print(f"{title}: {', '.join(registry.names())}")
+    stores = list_stores(args.artifacts / "features")
+    print(f"feature stores under {args.artifacts / 'features'}: {len(stores) or 'none yet (run pipeline extract)'}")
+    for store in stores:
+        prov = store.provenance
+        print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
+              f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}")
     return EXIT_OK
 
 
