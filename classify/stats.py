@@ -216,3 +216,23 @@ def compare_benchmark(
     chosen = list(result.cells) if cells is None else [result.cell(lab) for lab in cells]
     return compare_cells(chosen, metric, test_train_ratio=result.split.test_train_ratio,
                          alpha=alpha, baseline=baseline)
+
+
+def compare_within_feature_sets(
+    result: BenchmarkResult, metric: str = "roc_auc", *, alpha: float = 0.05
+) -> tuple[ComparisonResult, ...]:
+    """Per feature set, every cell against that set's best cell on ``metric``.
+
+    What ``pipeline classify`` prints: k-1 pairs per feature set (Holm within the set)
+    instead of all k(k-1)/2 pairs; the report shows all pairs.
+    """
+    out = []
+    for name in dict.fromkeys(c.spec.feature_set for c in result.cells):
+        cells = [c for c in result.cells if c.spec.feature_set == name]
+        if len(cells) < 2:
+            continue
+        sign = 1.0 if higher_is_better(metric) else -1.0
+        best = max(cells, key=lambda c: sign * c.summary(metric)[0])
+        out.append(compare_benchmark(result, metric, cells=[c.label for c in cells],
+                                     baseline=best.label, alpha=alpha))
+    return tuple(out)

@@ -22,6 +22,7 @@ no randomness, and random-init weights (only with ``allow_random_weights``) are 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import sys
@@ -103,8 +104,13 @@ def encoder_modality(encoder: str) -> str:
         return "image"
     if base in TEXT_ENCODERS:
         return "text"
-    valid = ", ".join(IMAGE_ENCODERS.names() + TEXT_ENCODERS.names())
-    raise UnknownNameError(f"unknown encoder {encoder!r}. Valid encoders: {valid}.")
+    names = IMAGE_ENCODERS.names() + TEXT_ENCODERS.names()
+    close = difflib.get_close_matches(base, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownNameError(
+        f"unknown encoder {encoder!r}.{hint} Valid encoders: {', '.join(names)} "
+        "(see `pipeline list`)."
+    )
 
 
 def _clean(value: Any) -> str:
@@ -157,6 +163,29 @@ def manifest_texts(manifest: Any, mode: str, masked: bool) -> tuple[list[str], s
     return [mask_label_terms(t, rule, classes) if t else t for t in texts], rule.spec
 
 
+def warn_pretraining_overlap(manifest: Any, provenance: dict[str, Any]) -> str | None:
+    """Log (WARNING) and return the pretraining-overlap message when the store's encoder was
+    trained on the manifest's data-set family (``manifest.meta['source_dataset']``); None
+    when there is no overlap or the family is unknown."""
+    from pipeline.datasets import dataset_family, pretraining_overlap, pretraining_overlap_message
+
+    meta = getattr(manifest, "meta", None) or {}
+    family = dataset_family(meta)
+    hits = pretraining_overlap(provenance.get("trained_on"), family)
+    if not hits or family is None:
+        return None
+    msg = pretraining_overlap_message(
+        str(provenance.get("encoder_key")),
+        hits,
+        dataset=str(manifest.name),
+        family=family,
+        modality=str(provenance.get("modality", "image")),
+        synthetic_images=bool(meta.get("synthetic_images")),
+    )
+    logger.warning("%s", msg)
+    return msg
+
+
 def _sample_ids(manifest: Any, limit: int | None) -> list[str]:
     if "sample_id" not in manifest.frame.columns:
         raise ManifestError(f"manifest {manifest.name!r} has no 'sample_id' column; rebuild it")
@@ -193,12 +222,34 @@ def _versions() -> dict[str, str]:
 
 
 def _progress(total: int, unit: str, desc: str, enabled: bool | None) -> Any:
+    """A tqdm bar on a terminal; elsewhere (CI, log files) a log line every ~10%."""
     from tqdm.auto import tqdm
 
     show = sys.stderr.isatty() if enabled is None else bool(enabled)
-    return tqdm(
-        total=total, unit=unit, desc=desc, disable=not show, dynamic_ncols=True, leave=False
-    )
+    if show or enabled is False:
+        return tqdm(
+            total=total, unit=unit, desc=desc, disable=not show, dynamic_ncols=True, leave=False
+        )
+    return _LoggedProgress(total, unit, desc)
+
+
+class _LoggedProgress:
+    """Minimal stand-in for a tqdm bar that logs progress with items/s."""
+
+    def __init__(self, total: int, unit: str, desc: str) -> None:
+        self.total, self.unit, self.desc = total, unit, desc
+        self.done, self._next = 0, max(1, total // 10)
+        self._t0 = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.done >= self._next or self.done >= self.total:
+            rate = self.done / max(time.perf_counter() - self._t0, 1e-9)
+            logger.info("%s: %d/%d %s (%.1f %s/s)", self.desc, self.done, self.total, self.unit, rate, self.unit)
+            self._next = self.done + max(1, self.total // 10)
+
+    def close(self) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------- entry point
@@ -372,6 +423,7 @@ def _run_image(
         **enc.describe(),
         "versions": _versions(),
     }
+    warn_pretraining_overlap(manifest, provenance)
     path = store_path(features_root, manifest.name, key)
     failed: dict[str, str] = {}
     n_embedded = 0
@@ -484,6 +536,7 @@ def _run_text(
         **desc,
         "versions": _versions(),
     }
+    warn_pretraining_overlap(manifest, provenance)
     path = store_path(features_root, manifest.name, spec.key)
     failed: dict[str, str] = {}
     n_embedded = n_truncated = 0

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default: the experiment's n_jobs)")
     p.add_argument("--dry-run", action="store_true", help="list the cells that would be computed, and why")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (runs cells x folds on the cluster)")
+    p.add_argument("--metric", default="roc_auc", help="metric of the paired tests printed (default roc_auc)")
     _add_common(p)
 
     p = verbs.add_parser("report", help="write the HTML/Markdown/CSV/LaTeX report of an experiment")
@@ -168,13 +169,20 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
+    from classify.ablation import ablation_table
     from classify.benchmark import run_benchmark
     from classify.experiment import load_experiment
-    from classify.tables import render_benchmark
+    from classify.stats import compare_within_feature_sets
+    from classify.tables import ablation_table as render_ablation
+    from classify.tables import comparison_table, render_benchmark
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
     print(render_benchmark(result))
+    if not result.dry_run and result.cells:
+        for comparison in compare_within_feature_sets(result, args.metric):
+            print("\n" + comparison_table(comparison))
+        print("\n" + render_ablation(ablation_table(result), args.metric))
     return EXIT_OK
 
 
