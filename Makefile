@@ -16,7 +16,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data extract classify report demo openi leakage test test-fast lint bench clean
+.PHONY: help setup data extract classify report demo openi leakage test test-fast lint bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,10 +57,13 @@ test-fast: setup ## run the tests not marked slow
 	$(PY) -m pytest -q -m "not slow"
 
 lint: setup ## ruff
-	$(VENV)/bin/ruff check pipeline extract classify tests
+	$(VENV)/bin/ruff check pipeline extract classify benchmarks tests
 
-bench: setup ## speed/memory benchmarks as ratios measured in one run (artifacts/bench/)
+bench: setup ## speed/memory benchmarks as ratios measured in one run (artifacts/bench/), < 15 min
 	$(PY) -m benchmarks
+
+bench-quick: setup ## a ~3 minute smoke run of the benchmarks
+	$(PY) -m benchmarks --quick
 
 clean: ## delete generated artifacts (keeps .venv)
 	rm -rf artifacts/manifests artifacts/data artifacts/features artifacts/results artifacts/reports artifacts/logs artifacts/bench

@@ -90,7 +90,6 @@ def test_fitted_text_encoder_is_refused(image_manifest, tmp_path: Path) -> None:
         run_extract_distributed(image_manifest, "tfidf_svd", tmp_path, scheduler="tcp://x:1")
 
 
-@pytest.mark.slow
 def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster

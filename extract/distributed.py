@@ -1,0 +1,439 @@
+"""Sharded extraction on a Dask cluster, merged atomically into the normal store.
+
+Layout of one distributed run of ``encoder`` on dataset ``D``::
+
+    <features_root>/.shards/<D>/<run-token>/shard-00000/<D>/<key>.h5   # worker 0's store
+    <features_root>/.shards/<D>/<run-token>/shard-00001/<D>/<key>.h5   # worker 1's store
+    ...
+    <features_root>/<D>/<key>.h5                                       # the normal store
+
+1. The driver lists the manifest ids that are not yet in the normal store (when its
+   key can be known without building the model) and splits them into ``n_shards``
+   contiguous, deterministic shards.
+2. One Dask task per shard calls :func:`extract.runner.run_extract` on a copy of the
+   manifest restricted to the shard's ids, writing to the shard's own store. Each
+   shard store is an ordinary crash-safe store, so a killed task resumes where it
+   stopped when the run is repeated (the run token only depends on the encoder
+   settings and the number of shards).
+3. :func:`merge_shards` folds the shard stores into the normal store through one
+   :class:`pipeline.store.StoreWriter` (public API only): the store file is replaced
+   atomically when the writer closes, rows are added idempotently by sample id
+   (re-merging adds nothing), and shards with a different encoder setup are refused.
+
+Fitted (transductive) text encoders such as ``tfidf_svd`` cannot be sharded: each
+shard would fit its own model. They are refused with a message; run them locally.
+
+Dask worker processes are daemonic by default and cannot start DataLoader worker
+processes, so shards decode images in the task's own thread (``num_workers=0``) unless
+told otherwise; run one single-threaded Dask worker per core (or one per GPU) instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError, ManifestError, StoreError
+from pipeline.store import FeatureStore, StoreWriter, store_path
+
+logger = logging.getLogger(__name__)
+
+SHARDS_DIR = ".shards"
+MERGE_CHUNK_ROWS = 4096
+#: Provenance keys that must agree between shards (the store's compatibility keys).
+COMPAT_KEYS = (
+    "encoder_key",
+    "modality",
+    "architecture",
+    "weights_name",
+    "weights_sha256",
+    "preprocessing",
+    "dim",
+    "layers",
+)
+#: Keys FeatureStore adds to the provenance it reads back; not part of a writer's provenance.
+_READ_ONLY_KEYS = ("schema_version", "content_sha256", "n_rows", "created", "updated")
+_FITTED_TEXT_ENCODERS = ("tfidf_svd",)
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    """Outcome of :func:`merge_shards`."""
+
+    target: Path
+    n_shards: int
+    n_rows_in_shards: int
+    n_added: int
+    n_already_present: int
+    n_failed: int
+    n_rows_total: int
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What one shard task did (a plain, picklable record)."""
+
+    shard: int
+    root: Path
+    n_ids: int
+    n_embedded: int
+    failed: dict[str, str]
+    items_per_s: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DistributedExtractSummary:
+    """Outcome of :func:`run_extract_distributed`."""
+
+    encoder: str
+    n_pending: int
+    n_skipped_existing: int
+    shards: tuple[ShardResult, ...]
+    merges: tuple[MergeSummary, ...]
+    seconds: float
+
+    @property
+    def failed(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for s in self.shards:
+            out.update(s.failed)
+        return out
+
+    def render(self) -> str:
+        lines = [
+            f"distributed extract {self.encoder}: {self.n_pending} pending ids in "
+            f"{len(self.shards)} shards ({self.n_skipped_existing} already stored), "
+            f"{self.seconds:.1f} s"
+        ]
+        for s in self.shards:
+            lines.append(
+                f"  shard {s.shard:>3}: {s.n_ids} ids, {s.n_embedded} embedded, "
+                f"{len(s.failed)} failed, {s.items_per_s:.1f} items/s"
+            )
+        for m in self.merges:
+            lines.append(
+                f"  merged into {m.target}: +{m.n_added} rows ({m.n_already_present} already "
+                f"present, {m.n_failed} failed ids), {m.n_rows_total} rows in all"
+            )
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- sharding
+
+
+def shard_ids(ids: Sequence[str], n_shards: int) -> list[list[str]]:
+    """Split ``ids`` into at most ``n_shards`` contiguous, non-empty, near-equal shards."""
+    if n_shards < 1:
+        raise ConfigError(f"n_shards must be >= 1, got {n_shards}")
+    ids = [str(i) for i in ids]
+    n = min(n_shards, len(ids))
+    if n == 0:
+        return []
+    base, extra = divmod(len(ids), n)
+    out, start = [], 0
+    for k in range(n):
+        stop = start + base + (1 if k < extra else 0)
+        out.append(ids[start:stop])
+        start = stop
+    return out
+
+
+def subset_manifest(manifest: Any, ids: Sequence[str]) -> Any:
+    """A copy of a (frozen dataclass) manifest whose frame holds only ``ids`` (manifest order)."""
+    wanted = {str(i) for i in ids}
+    frame = manifest.frame
+    mask = frame["sample_id"].astype(str).isin(wanted)
+    return dataclasses.replace(manifest, frame=frame.loc[mask].reset_index(drop=True))
+
+
+def run_token(encoder: str, n_shards: int, options: dict[str, Any]) -> str:
+    """Folder name of a run's shards: stable for the same encoder, shard count and options."""
+    payload = json.dumps(
+        {"encoder": encoder, "n_shards": n_shards, **options}, sort_keys=True, default=str
+    )
+    slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in encoder)[:40]
+    return f"{slug}-{n_shards}x-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def _manifest_ids(manifest: Any, limit: int | None) -> list[str]:
+    ids = [str(s) for s in manifest.frame["sample_id"].tolist()]
+    if len(set(ids)) != len(ids):
+        raise ManifestError(
+            f"manifest {manifest.name!r} has duplicate sample_id values; sample ids must be "
+            "unique (rebuild it with `pipeline data`)"
+        )
+    return ids if limit is None else ids[: max(0, int(limit))]
+
+
+def _expected_key(
+    encoder: str, *, text_mode: str, mask_labels: bool, equalize: bool, allow_random_weights: bool
+) -> str | None:
+    """Store key of ``encoder`` when it is knowable without building the model, else None."""
+    from extract.image_encoders import IMAGE_ENCODERS, RANDOM_INIT, availability
+    from extract.text_encoders import TEXT_ENCODERS, parse_text_spec
+
+    if encoder in IMAGE_ENCODERS:
+        avail = availability(encoder)
+        if avail.available:
+            key = encoder
+        elif allow_random_weights:
+            key = f"{encoder}+{RANDOM_INIT}"
+        else:
+            return None  # the worker will raise MissingWeightsError with the fix
+        return key + ("+eq" if equalize else "")
+    base = encoder.split("@", 1)[0].split("#", 1)[0].split(":", 1)[0]
+    if base in TEXT_ENCODERS:
+        return parse_text_spec(encoder, text_mode=text_mode, mask_labels=mask_labels).key
+    return None
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def _writer_provenance(store: FeatureStore) -> dict[str, Any]:
+    return {k: v for k, v in store.provenance.items() if k not in _READ_ONLY_KEYS}
+
+
+def _compat(prov: dict[str, Any]) -> str:
+    return json.dumps({k: prov.get(k) for k in COMPAT_KEYS}, sort_keys=True, default=str)
+
+
+def merge_shards(
+    shard_paths: Sequence[str | Path],
+    target: str | Path,
+    *,
+    chunk_rows: int = MERGE_CHUNK_ROWS,
+    lock_timeout: float = 0.0,
+) -> MergeSummary:
+    """Merge shard stores into ``target`` through one :class:`StoreWriter` (public API only).
+
+    Atomic: the target file is replaced in one ``os.replace`` when the writer closes
+    (an interrupted merge leaves only part files that the next writer of ``target``
+    finishes). Idempotent by sample id: ids already in ``target`` (or in an earlier
+    shard) are skipped, so merging twice changes nothing. Failed ids of the shards are
+    recorded as failed in ``target`` unless embedded. Memory is bounded by ``chunk_rows``.
+
+    Raises:
+        StoreError: no shard given, a shard is unreadable, or shards (or the target) were
+            made with different encoder setups.
+    """
+    paths = [Path(p) for p in shard_paths]
+    if not paths:
+        raise StoreError(f"no shard stores to merge into {target}; run the shard extraction first")
+    stores = [FeatureStore(p) for p in paths]
+    ref = stores[0]
+    for s in stores[1:]:
+        if _compat(s.provenance) != _compat(ref.provenance):
+            diff = [k for k in COMPAT_KEYS if s.provenance.get(k) != ref.provenance.get(k)]
+            raise StoreError(
+                f"shard {s.path} was made with a different encoder setup than {ref.path} "
+                f"(differs in {diff}); delete the shard folder {s.path.parent.parent} and re-run "
+                "the distributed extraction so every shard uses the same encoder"
+            )
+    provenance = _writer_provenance(ref)
+    layers = list(ref.layers)
+    n_rows = sum(len(s) for s in stores)
+    n_failed = 0
+    with StoreWriter(Path(target), provenance, lock_timeout=lock_timeout) as writer:
+        before = len(writer.done_ids)
+        for s in stores:
+            ids = [str(i) for i in s.ids]
+            for start in range(0, len(ids), chunk_rows):
+                chunk = ids[start : start + chunk_rows]
+                arrays = {"X": s.read(chunk)}
+                for layer in layers:
+                    arrays[layer] = s.read(chunk, layer=layer)
+                writer.add(chunk, arrays)
+                writer.flush()
+            for sid, reason in s.failed.items():
+                writer.add_failed(sid, reason)
+                n_failed += 1
+        n_added = writer.n_added
+        total = before + n_added
+    logger.info(
+        "merged %d shard(s) into %s: +%d rows (%d rows in all)", len(paths), target, n_added, total
+    )
+    return MergeSummary(
+        target=Path(target),
+        n_shards=len(paths),
+        n_rows_in_shards=n_rows,
+        n_added=n_added,
+        n_already_present=n_rows - n_added,
+        n_failed=n_failed,
+        n_rows_total=total,
+    )
+
+
+# --------------------------------------------------------------------------- shard task
+
+
+def extract_shard(
+    manifest: Any,
+    ids: Sequence[str],
+    encoder: str,
+    shard_root: str | Path,
+    shard: int,
+    options: dict[str, Any],
+) -> ShardResult:
+    """Run :func:`extract.runner.run_extract` on ``ids`` only, into ``shard_root`` (a Dask task)."""
+    from extract.runner import run_extract
+
+    sub = subset_manifest(manifest, ids)
+    summary = run_extract(sub, encoder, Path(shard_root), **options)
+    return ShardResult(
+        shard=shard,
+        root=Path(shard_root),
+        n_ids=len(ids),
+        n_embedded=summary.n_embedded,
+        failed=dict(summary.failed),
+        items_per_s=float(summary.items_per_s),
+        seconds=float(summary.seconds),
+    )
+
+
+def get_client(scheduler: Any) -> tuple[Any, bool]:
+    """``(client, owned)`` for a ``distributed.Client`` or a scheduler address string."""
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError(
+            "distributed extraction needs Dask: pip install -c constraints.txt "
+            "'cxr-fusion-pipeline[dask]' (or drop the scheduler option to run locally)"
+        ) from None
+    if isinstance(scheduler, distributed.Client):
+        return scheduler, False
+    if not isinstance(scheduler, str) or not scheduler:
+        raise ConfigError(
+            f"scheduler must be a Dask scheduler address like 'tcp://10.0.0.5:8786' or a "
+            f"distributed.Client, got {scheduler!r}"
+        )
+    try:
+        return distributed.Client(scheduler, set_as_default=False, timeout="15s"), True
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); start one with "
+            "`dask scheduler` and workers with `dask worker <address>`, or check the address"
+        ) from exc
+
+
+def run_extract_distributed(
+    manifest: Any,
+    encoder: str,
+    features_root: str | Path,
+    *,
+    scheduler: Any,
+    n_shards: int | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str = "auto",
+    text_mode: str = "both",
+    mask_labels: bool = False,
+    allow_random_weights: bool = False,
+    equalize: bool = False,
+    limit: int | None = None,
+    keep_shards: bool = False,
+    resources: dict[str, float] | None = None,
+) -> DistributedExtractSummary:
+    """Embed ``manifest`` with ``encoder`` on a Dask cluster; same store as :func:`run_extract`.
+
+    ``scheduler`` is a ``distributed.Client`` or an address. ``n_shards`` defaults to the
+    number of worker threads of the cluster. ``resources`` is passed to ``client.submit``
+    (e.g. ``{"GPU": 1}`` with workers started as ``dask worker --resources GPU=1``, one per
+    GPU). Shard stores are deleted after a successful merge unless ``keep_shards``.
+    """
+    import time
+
+    started = time.perf_counter()
+    base = encoder.split("@", 1)[0].split("#", 1)[0].split(":", 1)[0]
+    if base in _FITTED_TEXT_ENCODERS:
+        raise ConfigError(
+            f"text encoder {encoder!r} is fitted on the whole corpus, so shards would each fit "
+            "a different model; run it without a scheduler (it is cheap on one CPU)"
+        )
+    from extract.runner import encoder_modality
+
+    encoder_modality(encoder)  # unknown names fail here, before any task is sent
+    features_root = Path(features_root)
+    ids = _manifest_ids(manifest, limit)
+    key = _expected_key(
+        encoder,
+        text_mode=text_mode,
+        mask_labels=mask_labels,
+        equalize=equalize,
+        allow_random_weights=allow_random_weights,
+    )
+    done: set[str] = set()
+    if key is not None:
+        main = store_path(features_root, manifest.name, key)
+        if main.exists():
+            done = {str(i) for i in FeatureStore(main).ids}
+    pending = [i for i in ids if i not in done]
+    options = dict(
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        text_mode=text_mode,
+        mask_labels=mask_labels,
+        allow_random_weights=allow_random_weights,
+        equalize=equalize,
+        progress=False,
+    )
+    client, owned = get_client(scheduler)
+    try:
+        if n_shards is None:
+            n_shards = max(1, sum(client.nthreads().values()))
+        token = run_token(encoder, n_shards, {k: v for k, v in options.items() if k != "progress"})
+        run_dir = features_root / SHARDS_DIR / manifest.name / token
+        shards = shard_ids(pending, n_shards)
+        logger.info(
+            "distributed extract %s: %d pending ids (%d already stored) in %d shards, %s",
+            encoder,
+            len(pending),
+            len(done),
+            len(shards),
+            run_dir,
+        )
+        futures = [
+            client.submit(
+                extract_shard,
+                manifest,
+                part,
+                encoder,
+                str(run_dir / f"shard-{k:05d}"),
+                k,
+                options,
+                key=f"extract-shard-{token}-{k}",
+                pure=False,
+                resources=resources,
+            )
+            for k, part in enumerate(shards)
+        ]
+        results = tuple(sorted(client.gather(futures), key=lambda r: r.shard))
+    finally:
+        if owned:
+            client.close()
+    merges = []
+    by_name: dict[str, list[Path]] = {}
+    for r in results:
+        for p in sorted((r.root / manifest.name).glob("*.h5")):
+            by_name.setdefault(p.name, []).append(p)
+    for name, paths in sorted(by_name.items()):
+        merges.append(merge_shards(paths, features_root / manifest.name / name))
+    if not keep_shards and run_dir.exists():
+        shutil.rmtree(run_dir)
+    return DistributedExtractSummary(
+        encoder=encoder,
+        n_pending=len(pending),
+        n_skipped_existing=len(ids) - len(pending),
+        shards=results,
+        merges=tuple(merges),
+        seconds=round(time.perf_counter() - started, 3),
+    )

@@ -1,0 +1,93 @@
+"""Smoke tests of each benchmark at tiny size (the model-loading ones are marked slow)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import BenchConfig, BenchTable, Ratio, ratio_table, render_text, write_table
+
+
+def _cfg(tmp_path: Path) -> BenchConfig:
+    return BenchConfig(quick=True, out_dir=tmp_path / "out", work_dir=tmp_path / "work", repeats=1)
+
+
+def test_tables_render_and_write(tmp_path: Path) -> None:
+    table = BenchTable("t", "Title", ("a", "b"), (("x", 1.23456), ("y", 12345.6)), ("a note",))
+    csv_path, md_path = write_table(table, tmp_path)
+    with open(csv_path) as fh:
+        assert list(csv.reader(fh)) == [["a", "b"], ["x", "1.23456"], ["y", "12345.6"]]
+    md = md_path.read_text()
+    assert "| x | 1.23 |" in md and "| y | 12,346 |" in md and "- a note" in md
+    text = render_text(ratio_table([Ratio("image", "p/f", 0.9, ">= 0.85", True),
+                                    Ratio("text", "p/pad", 1.5, ">= 2.0", False)]))
+    assert "yes" in text and "NO" in text
+
+
+def test_scale_model_projects_from_measured_costs(tmp_path: Path) -> None:
+    from benchmarks import scale_model
+
+    costs = {"efficientnet_lite0.CF.pipeline_img_s": 4.0, "resnet50.CL.pipeline_img_s": 2.0,
+             "minilm.pipeline_reports_s": 20.0, "decode_img_s_core.256": 300.0,
+             "decode_img_s_core.2048": 10.0}
+    out = scale_model.run(_cfg(tmp_path), costs)
+    table = out.tables[0]
+    assert len(table.rows) == (2 * 2 + 1) * len(scale_model.SIZES)
+    assert out.costs["merge_rows_s"] > 0
+    lite = [r for r in table.rows if r[0] == "efficientnet_lite0" and r[1] == "256px"]
+    assert lite[0][3] == "42 min"  # 10,000 images / 4 img/s
+    assert "decode-bound" in [r for r in table.rows if r[1] == "2048px"][0][4]
+
+
+def test_memory_child_reports_peak_rss(tmp_path: Path) -> None:
+    from benchmarks.memory import _measure
+
+    m = _measure("classify", tmp_path, 60, 0, 4)
+    assert m["n"] == 60 and 20 < m["self_mb"] < 4000 and m["seconds"] > 0
+
+
+def test_cli_rejects_unknown_benchmark(tmp_path: Path) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["--only", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_cli_writes_tables_and_ratios(tmp_path: Path) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["--quick", "--only", "scale", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "ratios.csv").is_file() and (tmp_path / "scale_model.md").is_file()
+    assert "merge_shards rows/s" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_classify_grid_benchmark(tmp_path: Path) -> None:
+    from benchmarks import classify_grid
+
+    out = classify_grid.run(_cfg(tmp_path), with_dask=False)
+    ratios = {r.what: r for r in out.ratios}
+    assert ratios["n_jobs=2 scores == n_jobs=1 scores"].ok is True
+    rerun = out.tables[0].rows[2]
+    assert rerun[0].startswith("re-run") and "9 reused" in rerun[4]
+
+
+@pytest.mark.slow
+def test_text_benchmark(tmp_path: Path) -> None:
+    from benchmarks import text_extract
+
+    out = text_extract.run(_cfg(tmp_path))
+    rates = {row[0]: row[3] for row in out.tables[0].rows}
+    assert set(rates) == {"pipeline", "pad_to_max", "unsorted", "forward_only"}
+    assert all(v > 0 for v in rates.values())
+
+
+@pytest.mark.slow
+def test_image_benchmark(tmp_path: Path) -> None:
+    from benchmarks import image_extract
+
+    out = image_extract.run(_cfg(tmp_path))
+    assert len(out.tables[0].rows) == 4  # 2 encoders x 2 layouts
+    assert {r.what.split(" ")[0] for r in out.ratios} == {"efficientnet_lite0", "resnet50"}
+    assert out.costs["decode_img_s_core.256"] > out.costs["decode_img_s_core.2048"]
