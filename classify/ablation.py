@@ -19,6 +19,7 @@ import pandas as pd
 
 from classify.evaluate import METRICS, score_fold
 from classify.features import FeatureSet, blocks_spec
+from classify.leakage import ceiling_warning
 from classify.pipeline_factory import build_pipeline
 from classify.results import AblationResult, BenchmarkResult, CellResult, CellSpec, ShuffleResult
 from classify.splits import SplitPlan
@@ -27,7 +28,6 @@ from pipeline.errors import ConfigError
 log = logging.getLogger(__name__)
 
 VARIANTS = ("image-only", "text-only", "concat", "weighted_sum", "attention")
-TEXT_CEILING = 0.95
 
 
 def variant_of(spec: CellSpec) -> str:
@@ -58,18 +58,16 @@ def ablation_table(
             rows.append(dict(classifier=c.spec.classifier, sampler=c.spec.sampler,
                              variant=variant, cell=c.label, metric=m, mean=mean, std=std,
                              n=int(c.metric_values(m).notna().sum())))
-        if variant == "text-only":
-            for m in ("roc_auc", "balanced_accuracy"):
-                mean, _ = c.summary(m)
-                if mean >= TEXT_CEILING:
-                    warnings.append(f"text-only ceiling: {c.label} {m} = {mean:.3f} (label "
-                                    "leakage from the report is likely)")
-                    break
         if c.attention is not None and len(c.attention):
             g = c.attention.groupby(["store", "modality"], sort=False)["weight"].mean()
             for (store, mod), w in g.items():
                 att_rows.append(dict(classifier=c.spec.classifier, cell=c.label, store=store,
                                      modality=mod, weight=float(w)))
+    shown = [c for c in result.cells
+             if classifiers is None or c.spec.classifier in classifiers]
+    ceiling = ceiling_warning(shown, result.label_source)
+    if ceiling:
+        warnings.append(ceiling)
     order = {v: i for i, v in enumerate(VARIANTS)}
     table = pd.DataFrame(rows, columns=["classifier", "sampler", "variant", "cell", "metric",
                                         "mean", "std", "n"])

@@ -17,6 +17,7 @@ Flow of :func:`run_benchmark`:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from classify.evaluate import score_fold
 from classify.experiment import Experiment, default_feature_sets
 from classify.features import FeatureSet, blocks_spec, build_feature_set
 from classify.fusion import fusion_arity
+from classify.leakage import ceiling_warning, pretraining_warnings
 from classify.pipeline_factory import build_pipeline, spec_notes
 from classify.results import (
     ATTENTION_COLUMNS,
@@ -43,13 +45,11 @@ from classify.results import (
     cell_key,
 )
 from classify.results_store import has_cell, iter_cell_docs, oof_frame, read_cell, write_cell
+from classify.samplers import check_training_folds
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
 
 log = logging.getLogger(__name__)
-
-#: a text-only score at or above this is flagged as probable label leakage
-TEXT_CEILING = 0.95
 
 
 # ----------------------------------------------------------------------------- data
@@ -65,7 +65,21 @@ def open_stores(exp: Experiment) -> list[Any]:
                 "`pipeline extract` first or list `stores` in the experiment"
             )
         return stores
-    return [FeatureStore(store_path(exp.features_root, exp.dataset, k)) for k in exp.stores]
+    out = []
+    for k in exp.stores:
+        path = store_path(exp.features_root, exp.dataset, k)
+        if not path.exists() and not path.with_name(path.name + ".parts").is_dir():
+            on_disk = sorted(p.stem for p in path.parent.glob("*.h5"))
+            close = difflib.get_close_matches(k, on_disk, n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(
+                f"{exp.source or 'experiment'}: store {k!r} listed in `stores` does not exist "
+                f"({path}).{hint} Stores of dataset {exp.dataset!r} on disk: "
+                f"{', '.join(on_disk) or 'none'}. Fix the name, or run `pipeline extract "
+                f"--encoder {k}` first"
+            )
+        out.append(FeatureStore(path))
+    return out
 
 
 def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, list[str]]]:
@@ -250,25 +264,27 @@ def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
 
 
 # ----------------------------------------------------------------------------- run
-def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResult]) -> list[str]:
-    out: list[str] = []
-    ds = exp.dataset.lower().split("_")[0]
-    for s in fs.report.stores:
-        hit = [t for t in s.trained_on if ds and ds in str(t).lower()]
-        if hit:
-            out.append(f"pretraining overlap: store {s.encoder_key} was trained on {hit}, which "
-                       f"includes dataset {exp.dataset!r}; its scores are optimistic")
-    for c in cells:
-        if set(c.spec.modalities) == {"text"}:
-            for m in ("roc_auc", "balanced_accuracy"):
-                mean, _ = c.summary(m)
-                if mean >= TEXT_CEILING:
-                    out.append(
-                        f"text-only ceiling: {c.label} reaches {m} = {mean:.3f}; labels derived "
-                        "from the same report leak into the text embedding (mask label terms or "
-                        "embed FINDINGS only to measure real skill)"
-                    )
-                    break
+def dataset_provenance(exp: Experiment) -> dict[str, Any]:
+    """Leakage-relevant facts of the experiment's manifest (its sidecar JSON): where the
+    labels come from, the data-set family, synthetic images (see :mod:`classify.leakage`)."""
+    from pipeline.datasets import dataset_family, load_manifest_meta
+
+    meta = load_manifest_meta(exp.manifest)
+    return {
+        "label_source": str(meta.get("label_source") or ""),
+        "source_dataset": dataset_family(meta) or "",
+        "synthetic_images": bool(meta.get("synthetic_images", False)),
+    }
+
+
+def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResult],
+                      prov: dict[str, Any]) -> list[str]:
+    out = pretraining_warnings(fs.report.stores, dataset=exp.dataset,
+                               source_dataset=prov["source_dataset"],
+                               synthetic_images=prov["synthetic_images"])
+    ceiling = ceiling_warning(cells, prov["label_source"])
+    if ceiling:
+        out.append(ceiling)
     return out
 
 
@@ -306,6 +322,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
         fs.ids, np.asarray(fs.classes, dtype=object)[fs.y], fs.groups,
         n_folds=exp.cv.folds, n_repeats=exp.cv.repeats, seed=exp.cv.seed,
         label_rule=rule_id, splits_dir=exp.results_dir / "splits", save=compute and not dry_run,
+        check=lambda tf: check_training_folds(exp.samplers, np.asarray(fs.classes)[fs.y], tf),
     )
     meta = _key_meta(exp, fs, rule_id, plan)
     specs = expand_grid(exp, fs)
@@ -329,9 +346,10 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     log.info("%s: %d cells (%d to compute, %d stored) x %d splits", exp.name, len(planned),
              n_compute, len(planned) - n_compute, plan.n_splits)
 
+    prov = dataset_provenance(exp)
     common = dict(dataset=exp.dataset, experiment=exp.name, label_rule=rule_id,
                   data=fs.report, split=plan.info, planned=tuple(planned), metrics=exp.metrics,
-                  results_dir=exp.results_dir)
+                  results_dir=exp.results_dir, **prov)
     if dry_run:
         return BenchmarkResult(cells=(), n_computed=0, n_reused=0, dry_run=True,
                                wall_seconds=time.perf_counter() - t_start,
@@ -376,7 +394,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
         _collect(exp, plan, fs, meta, tasks, gen, len(splits), results)
 
     cells = tuple(results[p.key] for p in planned if p.key in results)
-    warnings = list(plan.info.warnings) + extra + _science_warnings(exp, fs, cells)
+    warnings = list(plan.info.warnings) + extra + _science_warnings(exp, fs, cells, prov)
     for w in warnings:
         log.warning(w)
     return BenchmarkResult(

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classify import plots
+from classify import leakage, plots
 from classify.evaluate import HEADLINE, METRICS
 from classify.results import (
     AblationResult,
@@ -67,9 +67,6 @@ COLUMN_TITLES = {
     "balanced_accuracy": "Balanced acc.",
     "brier": "Brier",
 }
-#: Mean text-only score at or above which the report warns of label leakage
-#: (same threshold as ``classify.benchmark.TEXT_CEILING``).
-LEAKAGE_CEILING = 0.95
 #: Tables with more rows are collapsed (<details>) in the HTML report.
 COLLAPSE_ROWS = 30
 #: Cells shown in the confusion-matrix figure before falling back to the best per feature set.
@@ -517,28 +514,53 @@ class ReportWarning:
 
 
 def text_only_ceiling(benchmark: BenchmarkResult) -> tuple[str, float, str] | None:
-    """``(cell, value, metric)`` of the best text-only cell on ROC AUC (else balanced acc.)."""
-    best = None
-    for c in benchmark.cells:
-        if set(c.spec.modalities) != {"text"}:
-            continue
-        for m in ("roc_auc", "balanced_accuracy"):
-            v = c.summary(m)[0]
-            if math.isfinite(v):
-                if best is None or v > best[1]:
-                    best = (c.label, v, m)
-                break
-    return best
+    """``(cell, value, metric)`` of the best text-only cell (see :mod:`classify.leakage`)."""
+    return leakage.text_only_ceiling(benchmark.cells)
 
 
-def _label_from_report(benchmark: BenchmarkResult, provenance: Mapping[str, Any]) -> bool | None:
-    src = str(provenance.get("label_source", "") or "")
-    text = f"{src} {benchmark.label_rule}".lower()
-    if any(k in text for k in ("report", "mesh", "chexpert", "negbio")):
-        return True
-    if src:
-        return False
-    return None
+def _label_source(benchmark: BenchmarkResult, provenance: Mapping[str, Any]) -> str:
+    """The run's label source; a ``label_source`` given in the provenance wins."""
+    return str(provenance.get("label_source") or benchmark.label_source or "")
+
+
+def leakage_table(benchmark: BenchmarkResult) -> Table:
+    """The text-only ceiling next to the image-only and fused results: the best cell (by
+    ROC AUC) of every feature set, with its gap to the best text-only cell."""
+    ceiling = text_only_ceiling(benchmark)
+    ceil_auc = None
+    if ceiling is not None:
+        ceil_auc = benchmark.cell(ceiling[0]).summary("roc_auc")[0]
+    rows, raws = [], []
+    for fs_name, cells in _by_feature_set(benchmark.cells).items():
+        best = max(cells, key=lambda c: (math.isfinite(c.summary("roc_auc")[0]),
+                                         np.nan_to_num(c.summary("roc_auc")[0], nan=-1.0)))
+        mods = set(best.spec.modalities)
+        kind = f"{mods.pop()}-only" if len(mods) == 1 else "fused"
+        auc, auc_sd = best.summary("roc_auc")
+        f1, f1_sd = best.summary("f1_weighted")
+        gap = auc - ceil_auc if ceil_auc is not None and math.isfinite(ceil_auc) else float("nan")
+        is_ceiling = ceiling is not None and best.label == ceiling[0]
+        rows.append((TCell(fs_name), TCell(kind), TCell(best.label),
+                     TCell(f"{_fmt(auc)} ± {_fmt(auc_sd)}", bold=is_ceiling),
+                     TCell(f"{_fmt(f1)} ± {_fmt(f1_sd)}"),
+                     TCell("ceiling" if is_ceiling else f"{gap:+.3f}" if math.isfinite(gap)
+                           else "–")))
+        raws.append({"feature_set": fs_name, "kind": kind, "best_cell": best.label,
+                     "stores": ";".join(best.spec.stores), "roc_auc_mean": auc,
+                     "roc_auc_std": auc_sd, "f1_weighted_mean": f1, "f1_weighted_std": f1_sd,
+                     "roc_auc_minus_text_ceiling": gap})
+    src = benchmark.label_source or "unknown"
+    notes = [f"Best cell of each feature set by mean ROC AUC; label source: {src}. "
+             f"A text-only ROC AUC above {leakage.TEXT_CEILING} with labels from the report "
+             "text is the label leaking, not skill; FINDINGS-only and masked-text feature sets "
+             "show how much of the text score survives without it."]
+    if ceiling is None:
+        notes.append("No text-only cell in this experiment, so the text-only ceiling cannot be "
+                     "shown: add a text-only feature set (e.g. text = [\"minilm\"]).")
+    return Table(name="leakage", title="Text-only ceiling vs image-only and fused results",
+                 columns=("Feature set", "Kind", "Best cell", "ROC AUC", "F1 (weighted)",
+                          "ROC AUC − text ceiling"),
+                 rows=tuple(rows), raw=pd.DataFrame(raws), notes=tuple(notes), numeric_from=3)
 
 
 def collect_warnings(benchmark: BenchmarkResult, *, comparisons: Sequence[ComparisonResult] = (),
@@ -554,23 +576,17 @@ def collect_warnings(benchmark: BenchmarkResult, *, comparisons: Sequence[Compar
         cat = ("leakage" if "ceiling" in w.lower() or "leak" in w.lower() else
                "pretraining" if "pretrain" in w.lower() else "run")
         out.append(ReportWarning(cat, w))
-    ceiling = text_only_ceiling(benchmark)
-    from_report = _label_from_report(benchmark, prov)
-    if ceiling is not None and ceiling[1] >= LEAKAGE_CEILING and \
-            f"{ceiling[0]}".lower() not in run_text:
-        src = " (labels are derived from the same report)" if from_report else ""
-        out.append(ReportWarning("leakage", (
-            f"text-only ceiling: {ceiling[0]} reaches {ceiling[2]} = {ceiling[1]:.3f}{src}; a "
-            "text-only score near 1.0 is the label leaking, not skill. Embed FINDINGS only or "
-            "mask the label terms to measure real skill.")))
-    ds = benchmark.dataset.lower().split("_")[0]
+    ceiling = leakage.ceiling_warning(benchmark.cells, _label_source(benchmark, prov))
+    if ceiling is not None and "text-only ceiling" not in run_text:
+        out.append(ReportWarning("leakage", ceiling))
+    overlap = leakage.pretraining_warnings(
+        benchmark.data.stores, dataset=benchmark.dataset,
+        source_dataset=benchmark.source_dataset, synthetic_images=benchmark.synthetic_images)
+    for s, w in ((s, w) for s in benchmark.data.stores for w in overlap
+                 if f"encoder {s.encoder_key} " in w):
+        if not ("pretraining" in run_text and s.encoder_key.lower() in run_text):
+            out.append(ReportWarning("pretraining", w))
     for s in benchmark.data.stores:
-        hit = [t for t in s.trained_on if ds and ds in str(t).lower()]
-        if hit and not ("pretraining" in run_text and s.encoder_key.lower() in run_text):
-            out.append(ReportWarning("pretraining", (
-                f"pretraining overlap: encoder {s.encoder_key} was trained on {', '.join(hit)}, "
-                f"which includes the evaluated dataset {benchmark.dataset!r}; its scores are "
-                "optimistic.")))
         if s.n_failed:
             out.append(ReportWarning("data", f"{s.n_failed} item(s) failed to embed in store "
                                      f"{s.encoder_key} and are excluded."))
@@ -789,6 +805,8 @@ class _Doc:
     experiment_text: str | None
     generated: str
     primary: str
+    leakage: Table | None = None
+    label_source: str = ""
 
 
 def _summary_items(b: BenchmarkResult) -> list[tuple[str, str]]:
@@ -806,6 +824,29 @@ def _summary_items(b: BenchmarkResult) -> list[tuple[str, str]]:
     items += [("Cells", f"{len(b.cells)} ({b.n_computed} computed, {b.n_reused} reused)"),
               ("Run time", f"{b.wall_seconds:.1f} s")]
     return items
+
+
+def _ceiling_flagged(doc: _Doc) -> bool:
+    return bool(doc.ceiling is not None and leakage.label_from_report(doc.label_source)
+                and doc.ceiling[2] == leakage.CEILING_METRIC
+                and doc.ceiling[1] > leakage.TEXT_CEILING)
+
+
+def _ceiling_sentence(doc: _Doc) -> str:
+    if doc.ceiling is None:
+        return ("Text-only ceiling: not measured (no text-only cell); with labels taken from "
+                "the report text, fused scores cannot be judged for leakage without it.")
+    cell, val, metric = doc.ceiling
+    src = doc.label_source or "unknown"
+    if _ceiling_flagged(doc):
+        verdict = (f" — above {leakage.TEXT_CEILING} with labels from the same report ({src}): "
+                   "LABEL LEAKAGE, not skill")
+    elif leakage.label_from_report(doc.label_source):
+        verdict = f" (labels come from the report text, {src})"
+    else:
+        verdict = f" (label source: {src})"
+    return (f"Text-only ceiling: {cell} reaches {metric} = {val:.3f}{verdict}. Image and fused "
+            "scores should be judged against it when labels come from the report text.")
 
 
 def _html(doc: _Doc) -> str:
@@ -828,13 +869,9 @@ def _html(doc: _Doc) -> str:
 
     # summary
     kv = "".join(f'<div class="kv"><b>{e(k)}</b>{e(v)}</div>' for k, v in _summary_items(b))
-    ceiling = ""
-    if doc.ceiling is not None:
-        cell, val, metric = doc.ceiling
-        flag = " — near 1.0: label leakage, not skill" if val >= LEAKAGE_CEILING else ""
-        ceiling = (f'<div class="callout"><b>Text-only ceiling:</b> {e(cell)} reaches '
-                   f"{e(metric)} = {val:.3f}{e(flag)}. Image or fused scores should be judged "
-                   "against it when labels come from the report text.</div>")
+    ceiling = f'<div class="callout">{e(_ceiling_sentence(doc))}</div>'
+    if doc.leakage is not None:
+        ceiling += table_to_html(doc.leakage)
     parts.append(f'<section id="summary"><h2>Summary</h2><div class="grid2">{kv}</div>{ceiling}'
                  "</section>")
 
@@ -912,9 +949,10 @@ def _markdown(doc: _Doc, figure_dir: str) -> str:
     b = doc.benchmark
     out = [f"# {b.experiment}", "", f"_Generated {doc.generated}_", "", "## Summary", ""]
     out += [f"- **{k}:** {v}" for k, v in _summary_items(b)]
-    if doc.ceiling is not None:
-        out += ["", f"**Text-only ceiling:** {doc.ceiling[0]} reaches {doc.ceiling[2]} = "
-                f"{doc.ceiling[1]:.3f}."]
+    out += ["", f"**{_ceiling_sentence(doc)}**" if _ceiling_flagged(doc) else
+            _ceiling_sentence(doc)]
+    if doc.leakage is not None:
+        out += ["", table_to_markdown(doc.leakage)]
     out += ["", "## Warnings", ""]
     out += [f"- **{w.category}:** {w.text}" for w in doc.warnings] or ["- none"]
     out += ["", "## Classifier performance", ""]
@@ -1057,10 +1095,12 @@ def write_report(
         experiment_text=experiment_text,
         generated=generated,
         primary=primary,
+        leakage=leakage_table(benchmark),
+        label_source=_label_source(benchmark, prov),
     )
     root = Path(out_dir) / _slug(benchmark.experiment)
     csv_dir, latex_dir, fig_dir = root / "tables", root / "latex", root / "figures"
-    tables = [*doc.classifier_tables, *[t for pair in doc.comparison_tables for t in pair],
+    tables = [*([doc.leakage] if doc.leakage is not None else []), *doc.classifier_tables, *[t for pair in doc.comparison_tables for t in pair],
               *doc.ablation_tables, *([doc.shuffle] if doc.shuffle is not None else []),
               doc.resampling, doc.stores, doc.cells, doc.versions,
               *([doc.split] if doc.split is not None else []),

@@ -296,6 +296,12 @@ class BenchmarkResult:
         wall_seconds: run time.
         warnings: run-level scientific warnings (text-only ceiling near 1.0 = label
             leakage, pretraining overlap, folds lacking a class, ...).
+        label_source: where the manifest's labels come from (``'mesh:report'``,
+            ``'chexpert:report'``, ``'external'``; ``''`` = unknown); see
+            :mod:`classify.leakage`.
+        source_dataset: the manifest's data-set family (``'openi'``, ``'mimic_cxr'``;
+            ``''`` = unknown), compared with the stores' ``trained_on``.
+        synthetic_images: the manifest's images are synthetic (the demo's phantoms).
     """
 
     experiment: str
@@ -313,6 +319,9 @@ class BenchmarkResult:
     results_dir: Path | None = None
     wall_seconds: float = 0.0
     warnings: tuple[str, ...] = ()
+    label_source: str = ""
+    source_dataset: str = ""
+    synthetic_images: bool = False
 
     def cell(self, label: str) -> CellResult:
         """The cell whose :attr:`CellSpec.label` is ``label`` (KeyError naming valid labels)."""

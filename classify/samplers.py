@@ -162,6 +162,30 @@ class FoldSampler(BaseEstimator):
         return X_res, y_res
 
 
+def check_training_folds(samplers: Any, labels: Any, test_fold: np.ndarray) -> None:
+    """Raise :class:`DataError` before any fit when a SMOTE-type sampler in ``samplers`` would
+    meet a training fold whose smallest class has fewer than 2 samples (``test_fold[r, i]`` =
+    test fold of row ``i`` in repeat ``r``; ``labels`` are class names per row). Smaller
+    minorities are handled in the fold by reducing ``k_neighbors`` (recorded as a note)."""
+    needs_k = [m for m in samplers if SAMPLERS.meta(m).get("uses_k")]
+    if not needs_k:
+        return
+    labels = np.asarray(labels).astype(str)
+    classes = np.unique(labels)
+    for r, tf in enumerate(np.asarray(test_fold)):
+        for f in np.unique(tf):
+            train = labels[tf != f]
+            counts = {c: int((train == c).sum()) for c in classes}
+            cls, n = min(counts.items(), key=lambda kv: (kv[1], kv[0]))
+            if n < 2:
+                raise DataError(
+                    f"sampler(s) {needs_k}: class {str(cls)!r} has only {n} sample(s) in the training part "
+                    f"of repeat {r} fold {int(f)}; SMOTE-type samplers need >= 2 (k_neighbors >= 1). "
+                    "Fix: lower cv.folds, merge rare classes in the label rule, or use sampler "
+                    "'random_under', 'class_weight' or 'none'. Nothing was computed"
+                )
+
+
 def uses_class_weight(name: str) -> bool:
     """True if sampler ``name`` works by weighting classes in the classifier."""
     return bool(SAMPLERS.meta(name).get("class_weight", False))

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,6 +144,7 @@ def make_split_plan(
     label_rule: str = "label",
     splits_dir: Path | None = None,
     save: bool = True,
+    check: Callable[[np.ndarray], None] | None = None,
 ) -> SplitPlan:
     """Load the saved plan for this sample set, or create, verify and save it.
 
@@ -151,6 +152,8 @@ def make_split_plan(
         ids, labels, groups: one entry per sample (labels as class strings).
         splits_dir: where plans live; None = do not save (tests).
         save: write a new plan to ``splits_dir`` (False for dry runs).
+        check: called with the ``[repeats, n]`` test-fold array before the plan is saved
+            (e.g. sampler feasibility); raises to refuse the plan.
 
     Raises:
         DataError/ConfigError before any work if the design is infeasible
@@ -188,6 +191,8 @@ def make_split_plan(
     if tf is None:
         tf = _assign(labels, groups, n_folds, n_repeats, seed)
     warnings = _verify(tf, labels, groups, n_folds, str(csv_path))
+    if check is not None:
+        check(tf)
     raw = _table(ids, groups, labels, tf).to_csv(index=False).encode()
     digest = hashlib.sha256(raw).hexdigest()
     n_test = np.array([(tf[r] == f).sum() for r in range(n_repeats) for f in range(n_folds)])

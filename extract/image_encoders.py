@@ -27,6 +27,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -267,8 +268,6 @@ def build_efficientnet_lite0(
     """EfficientNet-Lite0 (ImageNet, TF-Lite port). Input is scaled like the TF original:
     (x - 127.5) / 127.5, i.e. mean = std = 0.5. Taps: 'stage3' (40 ch, stride 8) and
     'stage5' (112 ch, stride 16); main = ReLU6(head BN) pooled, 1280-d."""
-    import torch
-
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
@@ -279,8 +278,7 @@ def build_efficientnet_lite0(
     model = _seeded_init(lambda: EfficientNet.from_name("efficientnet-lite0"))
     path = _lite0_weights_file()
     if path is not None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(load_weights_file(path), strict=True)
         weights_name, sha = f"efficientnet-lite0-imagenet:{path.name}", file_sha256(path)
     elif allow_random_weights:
         weights_name, sha = RANDOM_INIT, state_dict_sha256(model)
@@ -420,6 +418,54 @@ def _tv_availability(arch: _TVArch) -> Callable[[], Availability]:
     return check
 
 
+def load_weights_file(path: Path) -> dict[str, Any]:
+    """A state dict from ``path`` with ``torch.load(weights_only=True)``: plain tensors only,
+    never arbitrary pickled objects. A file that is not a plain weights file raises
+    :class:`MissingWeightsError` naming it."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise MissingWeightsError(
+            f"weights file {path} is not a plain PyTorch state dict (it holds pickled objects other "
+            f"than tensors, or is damaged: {type(exc).__name__}); it was NOT loaded. Fix: delete it "
+            "and put the official weights file there."
+        ) from None
+    if not isinstance(state, dict):
+        raise MissingWeightsError(
+            f"weights file {path} holds a {type(state).__name__}, not a state dict; delete it and "
+            "put the official weights file there"
+        )
+    return state
+
+
+_OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def _load_torchvision_state(model: Any, url: str, path: Path) -> None:
+    """Load torchvision ImageNet weights from ``path`` (downloading ``url`` there first when
+    the caller allowed it) with ``weights_only=True``."""
+    if not path.is_file():
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        found = torch.hub.HASH_REGEX.search(path.name)  # torchvision names carry a sha256 prefix
+        torch.hub.download_url_to_file(
+            url, str(path), hash_prefix=found.group(1) if found else None, progress=False
+        )
+    state = load_weights_file(path)
+    for key in list(state):  # old DenseNet checkpoints name layers 'norm.1' (as torchvision fixes)
+        m = _OLD_DENSENET_KEY.match(key)
+        if m:
+            state[m.group(1) + m.group(2)] = state.pop(key)
+    model.load_state_dict(state, strict=True)
+
+
 def _build_torchvision(
     arch: _TVArch, *, allow_random_weights: bool = False, allow_download: bool = False
 ) -> ImageEncoder:
@@ -435,7 +481,10 @@ def _build_torchvision(
     if path.is_file() or (allow_download and not offline_mode()):
         if not path.is_file():
             logger.info("downloading %s to %s (allow_download=True)", weights.url, path)
-        model = builder(weights=weights, progress=False)
+        # Never unpickle arbitrary objects from the cache: torchvision's own loader calls
+        # torch.load(weights_only=False), so load the state dict ourselves.
+        model = builder(weights=None)
+        _load_torchvision_state(model, weights.url, path)
         weights_name, sha = f"torchvision:{arch.enum}.{arch.member}:{filename}", file_sha256(path)
     elif allow_random_weights:
         model = _seeded_init(lambda: builder(weights=None))

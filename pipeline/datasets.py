@@ -345,6 +345,95 @@ def load_manifest(path: str | Path) -> Manifest:
     return Manifest(name, frame, image_root, meta)
 
 
+def load_manifest_meta(path: str | Path) -> dict[str, Any]:
+    """The sidecar JSON of manifest ``path`` (``{}`` if it has none); the CSV is not read."""
+    side = _sidecar(Path(path).with_suffix(".csv"))
+    if not side.is_file():
+        return {}
+    try:
+        return dict(json.loads(side.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            f"manifest sidecar {str(side)!r} is not valid JSON ({exc}); rebuild it."
+        ) from exc
+
+
+# =========================================================================== dataset families
+# A manifest's *family* is the public data set its rows come from, in the normalised names
+# encoder metadata uses for pretraining sets (``trained_on``). Two names of one family
+# (``openi_demo`` and ``openi``; ``mimic`` and ``MIMIC-CXR``) compare equal.
+
+#: normalised alias -> family. Keys are lower case with '-', ' ' and '.' read as '_'.
+DATASET_FAMILY_ALIASES: dict[str, str] = {
+    "openi": "openi", "open_i": "openi", "openi_demo": "openi", "iu_xray": "openi",
+    "iu": "openi", "indiana": "openi", "nlmcxr": "openi",
+    "mimic": "mimic_cxr", "mimic_cxr": "mimic_cxr", "mimic_cxr_jpg": "mimic_cxr",
+    "mimic_iii": "mimic_iii", "mimiciii": "mimic_iii",
+    "nih": "nih", "chestx_ray14": "nih", "chestxray14": "nih", "chestx_ray8": "nih",
+    "nih_cxr14": "nih", "chexpert": "chexpert", "padchest": "padchest", "rsna": "rsna",
+    "google": "google", "vindr": "vindr", "vindr_cxr": "vindr", "siim": "siim",
+    "imagenet": "imagenet",
+}
+
+
+def normalize_dataset_name(name: Any) -> str:
+    """Family of a data-set name (``'MIMIC-CXR'`` -> ``'mimic_cxr'``, ``'openi_demo'`` ->
+    ``'openi'``); an unknown name comes back normalised (lower case, ``'_'`` separators)."""
+    key = re.sub(r"[\s.\-]+", "_", str(name or "").strip().lower()).strip("_")
+    return DATASET_FAMILY_ALIASES.get(key, key)
+
+
+def dataset_family(meta: Mapping[str, Any] | None, name: str | None = None) -> str | None:
+    """Family of a manifest: ``meta['source_dataset']``; for manifests built before that
+    key existed, the registered format it was built from (``meta['build']['source']``),
+    except ``csv`` (unknown). ``name`` is NOT used: a user-chosen manifest name says
+    nothing reliable about the data. None = unknown."""
+    meta = meta or {}
+    fam = meta.get("source_dataset")
+    if fam:
+        return normalize_dataset_name(fam)
+    source = str((meta.get("build") or {}).get("source") or "")
+    if source and source != "csv" and normalize_dataset_name(source) in set(
+        DATASET_FAMILY_ALIASES.values()
+    ):
+        return normalize_dataset_name(source)
+    return None
+
+
+def pretraining_overlap(trained_on: Any, family: str | None) -> list[str]:
+    """Entries of an encoder's ``trained_on`` that name the data-set ``family``."""
+    if not family:
+        return []
+    fam = normalize_dataset_name(family)
+    return [str(t) for t in (trained_on or ()) if normalize_dataset_name(t) == fam]
+
+
+def pretraining_overlap_message(
+    encoder_key: str,
+    hits: list[str],
+    *,
+    dataset: str,
+    family: str,
+    modality: str = "image",
+    synthetic_images: bool = False,
+) -> str:
+    """The pretraining-overlap warning used by extraction and by the classify report."""
+    head = (
+        f"pretraining overlap: encoder {encoder_key} was trained on {', '.join(hits)}, the "
+        f"data set family ({family}) of manifest {dataset!r}"
+    )
+    if synthetic_images and modality == "image":
+        return head + (
+            "; this manifest's images are synthetic phantoms, not the real radiographs the "
+            "weights were trained on, so no evaluated image was seen in pretraining (the "
+            "overlap is nominal here); on the real images its scores would be optimistic"
+        )
+    return head + (
+        "; the weights may have seen these very samples and their labels, so its scores are "
+        "optimistic (use an encoder not trained on this data set for a fair estimate)"
+    )
+
+
 # =========================================================================== builders
 
 
@@ -559,7 +648,12 @@ def build_openi(
         label_source="mesh:report",
         dropped=dict(dropped),
         notes=tuple(notes),
-        extra_meta={"n_reports": n_reports, "unparseable": unparseable, "reports": str(reports)},
+        extra_meta={
+            "n_reports": n_reports,
+            "unparseable": unparseable,
+            "reports": str(reports),
+            "source_dataset": "openi",
+        },
     )
 
 
@@ -667,6 +761,7 @@ def build_openi_demo(
             "n_reports": n_reports,
             "unparseable": unparseable,
             "reports": str(reports),
+            "source_dataset": "openi",
             "synthetic_images": True,
         },
         finalize=finalize,
@@ -717,8 +812,16 @@ def _read_csv_checked(
         raise ManifestError(f"{what} {str(path)!r} not found; fix the path.")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, nrows=nrows)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{what} {str(path)!r} is not a readable CSV ({exc}).") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"{what} {str(path)!r} is not UTF-8 text ({exc}); re-save it as UTF-8 "
+            f"(e.g. `iconv -f latin1 -t utf-8`)."
+        ) from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ManifestError(
+            f"{what} {str(path)!r} is not a readable CSV ({exc}); fix the file (one header row, "
+            f"comma-separated, quoted fields)."
+        ) from exc
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ManifestError(
@@ -804,6 +907,7 @@ def build_mimic_cxr(
         label_source="chexpert:report",
         dropped=dict(dropped),
         notes=(f"CheXpert uncertain (-1) labels treated as {uncertain}.",),
+        extra_meta={"source_dataset": "mimic_cxr"},
     )
 
 
@@ -816,11 +920,14 @@ def build_csv(
     path: str | Path,
     image_root: str | Path | None = None,
     label_source: str = "external",
+    source_dataset: str | None = None,
     limit: int | None = None,
 ) -> SourceTable:
     """A CSV with at least ``sample_id`` and ``image_path``; missing columns get defaults
     (``patient_id`` = ``sample_id``, i.e. no grouping). Without ``label_rule`` the CSV's
-    ``label`` column is used; ``tags`` are normalised."""
+    ``label`` column is used; ``tags`` are normalised. ``source_dataset`` names the public
+    data set the rows come from (e.g. ``'openi'``, ``'nih'``); unknown if not given, and
+    then the pretraining-overlap check cannot run."""
     df = _read_csv_checked(path, ("sample_id", "image_path"), "manifest CSV", limit)
     notes = []
     if "patient_id" not in df.columns:
@@ -847,6 +954,9 @@ def build_csv(
         label_source=label_source,
         default_label_rule=None,
         notes=tuple(notes),
+        extra_meta={
+            "source_dataset": normalize_dataset_name(source_dataset) if source_dataset else None
+        },
     )
 
 
@@ -971,6 +1081,7 @@ def build_manifest(source: str, **options: Any) -> Manifest:
         "label_rule": rule.spec if rule else None,
         "label_classes": list(classes),
         "label_source": table.label_source,
+        "source_dataset": None,  # data-set family (see dataset_family); formats set it
         "label_counts": dict(sorted(Counter(frame["label"]).items())),
         "allow_absolute_paths": bool(opts.get("allow_absolute_paths", False)),
         "n_rows": len(frame),
@@ -1014,12 +1125,17 @@ __all__ = [
     "Manifest",
     "SourceTable",
     "build_manifest",
+    "dataset_family",
     "dataset_formats",
     "load_manifest",
+    "load_manifest_meta",
     "manifest_path",
+    "normalize_dataset_name",
     "normalize_view",
     "parse_openi_report",
     "parse_report_sections",
+    "pretraining_overlap",
+    "pretraining_overlap_message",
     "read_view_csv",
     "save_manifest",
     "shipped_openi_reports",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,11 +14,14 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 def setup_logging(verb: str, log_dir: Path, verbose: bool = False) -> Path:
     """Send INFO (DEBUG if ``verbose``) to stderr and everything to a per-run log file."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"{datetime.now():%Y%m%d-%H%M%S}-{verb}.log"
+    # microseconds + pid: one file per run, even for runs started in the same second
+    log_file = log_dir / f"{datetime.now():%Y%m%d-%H%M%S-%f}-{verb}-{os.getpid()}.log"
     root = logging.getLogger()
     root.setLevel(logging.DEBUG)
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):  # a previous run's log file in this process
+            handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

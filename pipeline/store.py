@@ -283,7 +283,7 @@ class StoreWriter:
             self._lock = None
             raise StoreLockedError(
                 f"another process is writing {self.path} (lock {lock_path} is held); wait for "
-                "that `pipeline extract` to finish, or pass a lock timeout to wait for it"
+                "that `pipeline extract` to finish, or pass a lock timeout (`pipeline extract --lock-timeout SECONDS`) to wait for it"
             ) from None
         try:
             self._check_compatible()

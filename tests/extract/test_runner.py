@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,83 @@ def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> 
     assert img.n_embedded == 2 and list(img.failed) == ["c"]
     txt = run_extract(manifest, "tfidf_svd", tmp_path, mask_labels=True)
     assert txt.encoder_key == "tfidf_svd@both+masked" and txt.n_embedded == 3
+
+
+# ----------------------------------------------------------------- leakage
+
+
+@pytest.fixture(scope="module")
+def real_openi_manifest(openi_reports_tgz, tmp_path_factory):
+    """~20 real OpenI reports (one image each), labels normal vs abnormal from MeSH."""
+    from pipeline.datasets import build_manifest
+
+    root = tmp_path_factory.mktemp("openi20")
+    return build_manifest("openi", reports=openi_reports_tgz, limit=24, one_per_report=True,
+                          drop_empty_text=True, manifest_dir=root / "manifests")
+
+
+def test_masked_store_differs_from_unmasked_on_real_reports(real_openi_manifest, tmp_path):
+    from extract.runner import manifest_texts
+    from pipeline.labels import MASK_TOKEN
+
+    m = real_openi_manifest
+    assert len(m) >= 18 and m.meta["label_source"] == "mesh:report"
+    plain_texts, _ = manifest_texts(m, "both", False)
+    masked_texts, rule = manifest_texts(m, "both", True)
+    assert rule == m.meta["label_rule"]
+    changed = sum(a != b for a, b in zip(plain_texts, masked_texts, strict=True))
+    assert changed >= len(m) // 2 and any(MASK_TOKEN in t for t in masked_texts)
+    plain = run_extract(m, "tfidf_svd", tmp_path)
+    masked = run_extract(m, "tfidf_svd", tmp_path, mask_labels=True)
+    assert (plain.encoder_key, masked.encoder_key) == ("tfidf_svd", "tfidf_svd@both+masked")
+    a, b = FeatureStore(plain.store), FeatureStore(masked.store)
+    assert b.provenance["preprocessing"]["masked"] is True
+    assert a.provenance["weights_sha256"] != b.provenance["weights_sha256"]  # fitted on other text
+    assert a.identity != b.identity
+    ids = [i for i in a.ids if i in set(b.ids)]
+    assert len(ids) == len(m) and not np.allclose(a.read(ids), b.read(ids))
+
+
+def test_pretraining_overlap_warning_for_registered_encoder(text_manifest, caplog):
+    from dataclasses import replace
+
+    from extract.image_encoders import IMAGE_ENCODERS
+    from extract.runner import warn_pretraining_overlap
+
+    xrv = {"encoder_key": "xrv_densenet121_all", "modality": "image",
+           "trained_on": IMAGE_ENCODERS.meta("xrv_densenet121_all")["trained_on"]}
+    openi = replace(text_manifest, name="openi_demo", meta={"source_dataset": "openi"})
+    with caplog.at_level(logging.WARNING, logger="extract.runner"):
+        msg = warn_pretraining_overlap(openi, xrv)
+    assert msg is not None and "xrv_densenet121_all" in msg and "openi" in msg
+    assert msg in [r.getMessage() for r in caplog.records]
+    demo = replace(openi, meta={"source_dataset": "openi", "synthetic_images": True})
+    assert "synthetic phantoms" in warn_pretraining_overlap(demo, xrv)
+    # old manifests without source_dataset: the format they were built from
+    assert warn_pretraining_overlap(replace(openi, meta={"build": {"source": "openi_demo"}}), xrv)
+    lite = {**xrv, "encoder_key": "efficientnet_lite0", "trained_on": ["imagenet"]}
+    assert warn_pretraining_overlap(openi, lite) is None
+    assert warn_pretraining_overlap(replace(openi, meta={}), xrv) is None  # family unknown
+
+
+def test_extract_logs_overlap_for_store_trained_on_the_dataset(text_manifest, tmp_path,
+                                                              monkeypatch, caplog):
+    from dataclasses import replace
+
+    from extract.text_encoders import TfidfSvdEncoder
+
+    original = TfidfSvdEncoder.describe
+    monkeypatch.setattr(TfidfSvdEncoder, "describe",
+                        lambda self: {**original(self), "trained_on": ["nih", "OpenI"]})
+    m = replace(text_manifest, name="openi_demo", meta={**text_manifest.meta,
+                                                        "source_dataset": "openi"})
+    with caplog.at_level(logging.WARNING, logger="extract.runner"):
+        s = run_extract(m, "tfidf_svd", tmp_path)
+    assert "OpenI" in FeatureStore(s.store).provenance["trained_on"]
+    assert any("pretraining overlap: encoder tfidf_svd was trained on OpenI" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="extract.runner"):
+        run_extract(replace(m, meta={**m.meta, "source_dataset": "mimic_cxr"}), "tfidf_svd",
+                    tmp_path / "other")
+    assert not any("pretraining overlap" in r.getMessage() for r in caplog.records)

@@ -309,6 +309,11 @@ def test_csv_builder_defaults_and_label_rule(tmp_path):
         list(m.frame["patient_id"]) == ["a", "b"] and (m.frame["label_source"] == "external").all()
     )
     assert any("no patient_id" in n for n in m.meta["notes"])
+    assert m.meta["source_dataset"] is None  # unknown unless given
+    given = build_manifest("csv", path=path, source_dataset="ChestX-ray14",
+                           manifest_dir=tmp_path / "g")
+    assert load_manifest(tmp_path / "g" / "csv.csv").meta["source_dataset"] == "nih"
+    assert given.meta["source_dataset"] == "nih"
     ruled = build_manifest(
         "csv", path=path, manifest_dir=tmp_path / "m", label_rule="normal_vs_abnormal", name="ruled"
     )
@@ -364,6 +369,7 @@ def test_mimic_builder(tmp_path):
         row["image_path"] == "files/p10/p10000001/s50000001/d1.jpg"
         and row["label_source"] == "chexpert:report"
     )
+    assert m.meta["source_dataset"] == "mimic_cxr"
     ones = build_manifest(
         "mimic_cxr",
         metadata_csv=tmp_path / "meta.csv",
@@ -392,6 +398,7 @@ def test_openi_demo_small(tmp_path, openi_reports_tgz):
     assert (m.frame["view"] == "PA").all() and m.meta["synthetic_images"] is True
     assert any("synthetic phantoms" in n for n in m.meta["notes"])
     assert m.meta["label_source"] == "mesh:report" and m.meta["label_rule"] == "normal_vs_abnormal"
+    assert m.meta["source_dataset"] == "openi"  # its family, not the manifest name
     assert m.meta["phantoms"]["written"] == len(m)
     assert all(phantom_file_ok(p) for p in m.image_files())
     # frontal image ids are preferred when the shipped metadata knows the view
@@ -403,3 +410,25 @@ def test_openi_demo_small(tmp_path, openi_reports_tgz):
     )
     loaded = load_manifest(tmp_path / "manifests" / "openi_demo.csv")
     assert loaded.ids == m.ids and loaded.image_file(m.ids[0]).is_file()
+
+
+# ----------------------------------------------------------------- data-set families
+
+
+def test_dataset_family_and_pretraining_overlap():
+    from pipeline.datasets import dataset_family, normalize_dataset_name, pretraining_overlap
+
+    assert normalize_dataset_name("MIMIC-CXR") == normalize_dataset_name("mimic") == "mimic_cxr"
+    assert normalize_dataset_name("openi_demo") == normalize_dataset_name("Open-I") == "openi"
+    assert dataset_family({"source_dataset": "openi"}) == "openi"
+    # manifests written before source_dataset existed: the registered format they came from
+    assert dataset_family({"build": {"source": "openi_demo"}}) == "openi"
+    assert dataset_family({"build": {"source": "csv"}}) is None
+    assert dataset_family({}) is None
+    trained_on = ["nih", "chexpert", "mimic", "padchest", "openi", "google", "rsna"]
+    assert pretraining_overlap(trained_on, "openi") == ["openi"]
+    assert pretraining_overlap(trained_on, "mimic_cxr") == ["mimic"]
+    assert pretraining_overlap(["imagenet"], "openi") == []
+    assert pretraining_overlap(trained_on, None) == []
+    # no substring matching: 'mimic-iii' notes are not MIMIC-CXR
+    assert pretraining_overlap(["mimic-iii"], "mimic_cxr") == []

@@ -263,3 +263,15 @@ def test_masking_removes_terms_from_real_reports(real_reports, finding):
     # only label terms go: an unrelated word in the same reports survives
     survivor = "pneumothorax"
     assert any(survivor in mask_label_terms(t, rule).lower() for t in tagged["report_text"])
+
+
+def test_demo_rule_masks_every_finding_stem_in_real_reports(real_reports):
+    """``--mask-labels`` on the demo (normal_vs_abnormal) must hide every finding's terms."""
+    rule = LabelRule.from_spec("normal_vs_abnormal")
+    patterns = [re.compile(p, re.IGNORECASE) for stems in LEAK_STEMS.values() for p in stems]
+    texts = real_reports["report_text"].tolist()
+    before = sum(any(p.search(t) for p in patterns) for t in texts)
+    assert before >= len(texts) // 2  # most real reports state a finding or 'normal'
+    leftovers = [out for out in (mask_label_terms(t, rule) for t in texts)
+                 if any(p.search(out) for p in patterns)]
+    assert not leftovers, leftovers[:3]

@@ -1,0 +1,103 @@
+"""Leakage checks of a benchmark: the text-only ceiling and pretraining overlap.
+
+* **Text-only ceiling.** When the labels are derived from the report text (the
+  manifest's ``label_source`` ends in ``':report'``: ``'mesh:report'`` for OpenI,
+  ``'chexpert:report'`` for MIMIC-CXR), a text-only classifier can read the label off
+  the very report it embeds. A text-only ROC AUC above :data:`TEXT_CEILING` is then
+  flagged: it is the label leaking, not skill. Embed FINDINGS only
+  (``minilm@findings``) or mask the label terms (``minilm@both+masked``) to measure
+  real skill.
+* **Pretraining overlap.** An encoder whose ``trained_on`` names the manifest's data
+  set family (``source_dataset``) may have seen the evaluated samples
+  (torchxrayvision's ``all`` DenseNet includes OpenI).
+
+These are the only definitions; the benchmark run, the ablation table and the
+report all call them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from classify.results import CellResult, StoreInfo
+
+#: Text-only ROC AUC strictly above this (with labels from the report text) is flagged.
+TEXT_CEILING = 0.98
+#: Metric the ceiling is judged on.
+CEILING_METRIC = "roc_auc"
+
+
+def label_from_report(label_source: str | None) -> bool:
+    """True when labels were derived from the report text (``'<labeler>:report'``)."""
+    return str(label_source or "").strip().lower().endswith(":report")
+
+
+def is_text_only(cell: CellResult) -> bool:
+    return set(cell.spec.modalities) == {"text"}
+
+
+def text_only_ceiling(cells: Sequence[CellResult]) -> tuple[str, float, str] | None:
+    """``(cell label, value, metric)`` of the best text-only cell on ROC AUC (balanced
+    accuracy where ROC AUC is undefined); None without text-only cells."""
+    best = None
+    for c in cells:
+        if not is_text_only(c):
+            continue
+        for m in (CEILING_METRIC, "balanced_accuracy"):
+            v = c.summary(m)[0]
+            if math.isfinite(v):
+                if best is None or v > best[1]:
+                    best = (c.label, v, m)
+                break
+    return best
+
+
+def flagged_text_cells(cells: Sequence[CellResult], label_source: str | None
+                       ) -> list[tuple[str, float]]:
+    """Text-only cells whose mean ROC AUC exceeds :data:`TEXT_CEILING`, best first, when
+    ``label_source`` says the labels come from the report; else ``[]``."""
+    if not label_from_report(label_source):
+        return []
+    out = []
+    for c in cells:
+        if is_text_only(c):
+            v = c.summary(CEILING_METRIC)[0]
+            if math.isfinite(v) and v > TEXT_CEILING:
+                out.append((c.label, v))
+    return sorted(out, key=lambda t: -t[1])
+
+
+def ceiling_warning(cells: Sequence[CellResult], label_source: str | None) -> str | None:
+    """One warning naming every text-only cell above the ceiling (None if there is none)."""
+    flagged = flagged_text_cells(cells, label_source)
+    if not flagged:
+        return None
+    label, v = flagged[0]
+    more = ""
+    if len(flagged) > 1:
+        shown = ", ".join(f"{lab} ({val:.3f})" for lab, val in flagged[1:6])
+        more = f"; also {shown}" + (" …" if len(flagged) > 6 else "")
+    return (
+        f"text-only ceiling: {label} reaches {CEILING_METRIC} = {v:.3f} > {TEXT_CEILING} and "
+        f"the labels are derived from the same report ({label_source}){more}. This is LABEL "
+        "LEAKAGE into the text embedding, not skill; judge fused scores "
+        "against it and measure real skill with FINDINGS-only text (encoder '<name>@findings') "
+        "or masked label terms ('<name>@both+masked', `pipeline extract --mask-labels`)."
+    )
+
+
+def pretraining_warnings(stores: Sequence[StoreInfo], *, dataset: str,
+                         source_dataset: str | None, synthetic_images: bool = False
+                         ) -> list[str]:
+    """One warning per store whose encoder was trained on the manifest's data-set family."""
+    from pipeline.datasets import pretraining_overlap, pretraining_overlap_message
+
+    out = []
+    for s in stores:
+        hits = pretraining_overlap(s.trained_on, source_dataset)
+        if hits and source_dataset:
+            out.append(pretraining_overlap_message(
+                s.encoder_key, hits, dataset=dataset, family=source_dataset,
+                modality=s.modality, synthetic_images=synthetic_images))
+    return out

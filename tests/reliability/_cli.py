@@ -1,0 +1,96 @@
+"""Helpers for the end-to-end reliability tests: run the real CLI in a subprocess and
+build small manifests/fixtures on the fly (no binary blobs in the repository)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
+
+
+def cmd(*args: object) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *map(str, args)]
+
+
+def run(*args: object, timeout: float = 240, **extra_env: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline <args>``; returns the finished process (text stdout/stderr)."""
+    return subprocess.run(
+        cmd(*args), env=env(**extra_env), cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def popen(*args: object, **extra_env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd(*args), env=env(**extra_env), cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )
+
+
+def out(proc: subprocess.CompletedProcess) -> str:
+    """stdout + stderr, for assertions and failure messages."""
+    return (proc.stdout or "") + (proc.stderr or "")
+
+
+def write_csv_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
+    """A generic-CSV source table (the `pipeline data csv` input)."""
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def text_rows(n: int, *, n_groups: int | None = None, minority: int | None = None,
+              tags: str = "opacity") -> list[dict[str, str]]:
+    """``n`` labelled report rows (abnormal/normal), for text-only experiments."""
+    words = ("opacity", "effusion", "clear", "heart", "size", "normal", "lungs", "base", "left",
+             "right", "mild", "no", "acute", "process", "stable", "small")
+    rows = []
+    minority = n // 3 if minority is None else minority
+    for i in range(n):
+        label = "rare" if i < minority else "common"
+        text = " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12)) + f" case{i % 5}"
+        rows.append({
+            "sample_id": f"s{i:03d}",
+            "patient_id": f"p{i % n_groups if n_groups else i:03d}",
+            "image_path": f"s{i:03d}.png",
+            "findings": text,
+            "impression": "see findings" if i % 2 else "",
+            "tags": tags + (";nodule" if label == "rare" else ""),
+            "label": label,
+        })
+    return rows
+
+
+def experiment(path: Path, **keys: object) -> Path:
+    """Write an experiment TOML from keyword values (tables as dicts)."""
+    import json
+
+    lines, tables = [], []
+    for k, v in keys.items():
+        if isinstance(v, dict):
+            tables.append(f"[{k}]\n" + "\n".join(f"{a} = {json.dumps(b)}" for a, b in v.items()))
+        else:
+            lines.append(f"{k} = {json.dumps(v if not isinstance(v, Path) else str(v))}")
+    path.write_text("\n".join(lines) + "\n\n" + "\n\n".join(tables) + "\n", encoding="utf-8")
+    return path
+
+
+__all__ = ["ROOT", "cmd", "env", "experiment", "out", "popen", "run", "text_rows",
+           "write_csv_manifest"]

@@ -1,0 +1,92 @@
+"""Promise 6: bad experiment configs fail with a clear error (did-you-mean for names) BEFORE
+any work starts: no split plan, no result is written. Unknown encoder/fusion/sampler/
+classifier/store/metric/key names, a label rule that leaves one class, a minority class too
+small for SMOTE in some training fold, and more folds than patient groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.datasets import build_manifest
+from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
+from tests.reliability._cli import experiment, out, run, text_rows, write_csv_manifest
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two manifests with tfidf_svd stores: 'cfg' (30 rows, 6 patient groups) and 'tiny'
+    (20 rows, only 2 of the minority class)."""
+    art = tmp_path_factory.mktemp("cfg")
+    for name, rows in (("cfg", text_rows(30, n_groups=6)), ("tiny", text_rows(20, minority=2))):
+        build_manifest("csv", path=write_csv_manifest(art / f"{name}.src.csv", rows), name=name,
+                       artifacts_root=art)
+        proc = run("extract", "--manifest", art / "manifests" / f"{name}.csv", "--encoder",
+                   "tfidf_svd", "--no-progress", "--artifacts", art)
+        assert proc.returncode == EXIT_OK, out(proc)
+    return art
+
+
+def _config(art: Path, tmp: Path, dataset: str = "cfg", **over: object) -> Path:
+    keys = dict(name="bad", dataset=dataset, stores=["tfidf_svd"], fusions=["single"],
+                samplers=["none"], classifiers=["logistic"], n_jobs=1,
+                results_root=str(tmp / "results"), features_root=str(art / "features"),
+                cv={"folds": 3, "repeats": 1, "seed": 0})
+    keys.update(over)
+    return experiment(tmp / "exp.toml", **keys)
+
+
+CASES = {
+    "classifier": (dict(classifiers=["logistc"]), ["'logistc'", "Did you mean 'logistic'"]),
+    "fusion": (dict(fusions=["singel"]), ["'singel'", "Did you mean 'single'"]),
+    "sampler": (dict(samplers=["smot"]), ["'smot'", "Did you mean 'smote'"]),
+    "metric": (dict(metrics=["roc_acu"]), ["'roc_acu'", "Did you mean 'roc_auc'"]),
+    "key": (dict(clasifiers=["logistic"]), ["'clasifiers'", "Did you mean 'classifiers'"]),
+    "store": (dict(stores=["tfidf_sv"]), ["'tfidf_sv'", "Did you mean 'tfidf_svd'",
+                                          "pipeline extract"]),
+    "one_class": (dict(label_rule="finding_vs_rest:opacity"),
+                  ["only one class", "'opacity'", "label rule"]),
+    "folds_gt_groups": (dict(cv={"folds": 8, "repeats": 1, "seed": 0}),
+                        ["cv.folds = 8", "6 patient groups", "lower cv.folds"]),
+    "smote_too_small": (dict(dataset="tiny", samplers=["smote"], cv={"folds": 2, "repeats": 1,
+                                                                      "seed": 0}),
+                        ["'rare' has only 1 sample", "training part", "lower cv.folds",
+                         "'class_weight'", "Nothing was computed"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_config_fails_before_any_work(art: Path, tmp_path: Path, capsys, case: str):
+    over, expected = CASES[case]
+    cfg = _config(art, tmp_path, **over)
+    code = main(["classify", "--config", str(cfg), "--artifacts", str(art)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR, err
+    for text in expected:
+        assert text in err, (text, err)
+    assert not (tmp_path / "results").exists(), "work started before the config was refused"
+
+
+def test_dry_run_also_refuses_an_infeasible_sampler(art: Path, tmp_path: Path, capsys):
+    cfg = _config(art, tmp_path, dataset="tiny", samplers=["smote"],
+                  cv={"folds": 2, "repeats": 1, "seed": 0})
+    code = main(["classify", "--config", str(cfg), "--dry-run", "--artifacts", str(art)])
+    assert code == EXIT_USER_ERROR
+    assert "SMOTE-type samplers need >= 2" in capsys.readouterr().err
+
+
+def test_a_good_config_runs(art: Path, tmp_path: Path, capsys):
+    """The control: the same experiment without the defect computes and writes results."""
+    code = main(["classify", "--config", str(_config(art, tmp_path)), "--artifacts", str(art)])
+    assert code == EXIT_OK, capsys.readouterr().err
+    assert any((tmp_path / "results").rglob("*"))
+
+
+def test_unknown_encoder_suggests_the_close_name(art: Path, capsys):
+    code = main(["extract", "--manifest", str(art / "manifests" / "cfg.csv"), "--encoder",
+                 "efficientnet_lite", "--artifacts", str(art)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert "unknown encoder 'efficientnet_lite'" in err and "Did you mean 'efficientnet_lite0'" in err
