@@ -50,6 +50,12 @@ openi: setup ## the reference-study table on real OpenI data: make openi REPORTS
 	$(PIPELINE) classify --config experiments/openi.toml --n-jobs $(N_JOBS)
 	$(PIPELINE) report --config experiments/openi.toml
 
+leakage: extract ## leakage audit on the demo: full vs FINDINGS-only vs label-masked text (experiments/leakage.toml)
+	$(PIPELINE) extract --manifest $(MANIFEST) --encoder $(TEXT_ENCODER) --text-mode findings
+	$(PIPELINE) extract --manifest $(MANIFEST) --encoder $(TEXT_ENCODER) --mask-labels
+	$(PIPELINE) classify --config experiments/leakage.toml --n-jobs $(N_JOBS)
+	$(PIPELINE) report --config experiments/leakage.toml
+
 test: setup ## run the whole test suite (slow tests included)
 	$(PY) -m pytest -q
 
