@@ -37,12 +37,11 @@ root when run through ``make``/``python -m pipeline``).
 from __future__ import annotations
 
 import difflib
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from classify.evaluate import HEADLINE, METRICS
 from classify.fusion import FUSIONS, build_fusion, fusion_arity

@@ -35,7 +35,7 @@ import platform
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,22 +51,11 @@ from classify.results import (
     ComparisonResult,
     ShuffleResult,
 )
+from classify.tables import COLUMN_TITLES
 from pipeline.errors import ConfigError, PipelineError
 
 log = logging.getLogger(__name__)
 
-#: Display titles of the headline metrics (reference study shape first).
-COLUMN_TITLES = {
-    "accuracy": "Accuracy",
-    "precision_weighted": "Precision",
-    "recall_weighted": "Recall",
-    "f1_weighted": "F1",
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC",
-    "mcc": "MCC",
-    "balanced_accuracy": "Balanced acc.",
-    "brier": "Brier",
-}
 #: Tables with more rows are collapsed (<details>) in the HTML report.
 COLLAPSE_ROWS = 30
 #: Cells shown in the confusion-matrix figure before falling back to the best per feature set.
@@ -1067,7 +1056,7 @@ def write_report(
     known = {"versions"}
     extra_items = [(k, json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else v)
                    for k, v in prov.items() if k not in known]
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     run_items = [("results directory", benchmark.results_dir), ("run wall time (s)",
                   f"{benchmark.wall_seconds:.1f}"),
                  ("fit time, all cells (s)", f"{sum(c.fit_seconds for c in benchmark.cells):.1f}"),

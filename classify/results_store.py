@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def write_cell(results_dir: Path, result: CellResult, meta: Mapping[str, Any],
         "classes": list(classes),
         "fit_seconds": result.fit_seconds,
         "warnings": list(result.warnings),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": _versions(),
         **dict(meta),
     }

@@ -41,23 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, ManifestError, StoreError
-from pipeline.store import FeatureStore, StoreWriter, store_path
+from pipeline.store import COMPATIBILITY_KEYS, FeatureStore, StoreWriter, store_path
 
 logger = logging.getLogger(__name__)
 
 SHARDS_DIR = ".shards"
 MERGE_CHUNK_ROWS = 4096
-#: Provenance keys that must agree between shards (the store's compatibility keys).
-COMPAT_KEYS = (
-    "encoder_key",
-    "modality",
-    "architecture",
-    "weights_name",
-    "weights_sha256",
-    "preprocessing",
-    "dim",
-    "layers",
-)
 #: Keys FeatureStore adds to the provenance it reads back; not part of a writer's provenance.
 _READ_ONLY_KEYS = ("schema_version", "content_sha256", "n_rows", "created", "updated")
 _FITTED_TEXT_ENCODERS = ("tfidf_svd",)
@@ -203,7 +192,7 @@ def _writer_provenance(store: FeatureStore) -> dict[str, Any]:
 
 
 def _compat(prov: dict[str, Any]) -> str:
-    return json.dumps({k: prov.get(k) for k in COMPAT_KEYS}, sort_keys=True, default=str)
+    return json.dumps({k: prov.get(k) for k in COMPATIBILITY_KEYS}, sort_keys=True, default=str)
 
 
 def merge_shards(
@@ -232,7 +221,7 @@ def merge_shards(
     ref = stores[0]
     for s in stores[1:]:
         if _compat(s.provenance) != _compat(ref.provenance):
-            diff = [k for k in COMPAT_KEYS if s.provenance.get(k) != ref.provenance.get(k)]
+            diff = [k for k in COMPATIBILITY_KEYS if s.provenance.get(k) != ref.provenance.get(k)]
             raise StoreError(
                 f"shard {s.path} was made with a different encoder setup than {ref.path} "
                 f"(differs in {diff}); delete the shard folder {s.path.parent.parent} and re-run "

@@ -1095,7 +1095,7 @@ def build_manifest(source: str, **options: Any) -> Manifest:
                 k: (str(v) if isinstance(v, Path | LabelRule) else v)
                 for k, v in sorted(opts.items())
             },
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     }
     manifest = Manifest(name, frame, table.image_root, meta)

@@ -36,7 +36,7 @@ import os
 import platform
 import shutil
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ SCHEMA_VERSION = 1
 MAIN = "X"
 _COPY_ROWS = 16384  # rows copied per chunk when merging (bounded memory)
 # Provenance keys that must match for new rows to be appended to an existing store.
-_COMPATIBILITY_KEYS = (
+COMPATIBILITY_KEYS = (
     "encoder_key",
     "modality",
     "architecture",
@@ -85,7 +85,7 @@ def _parts_dir(path: Path) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _canonical(obj: Any) -> str:
@@ -364,7 +364,7 @@ class StoreWriter:
         parts = _parts_dir(self.path)
         parts.mkdir(parents=True, exist_ok=True)
         self._part_seq += 1
-        name = f"part-{os.getpid()}-{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}-{self._part_seq:06d}.h5"
+        name = f"part-{os.getpid()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{self._part_seq:06d}.h5"
         final = parts / name
         tmp = parts / (name + ".tmp")
         dim = int(self.provenance["dim"])
@@ -391,14 +391,14 @@ class StoreWriter:
 
     @staticmethod
     def _compat_view(prov: dict[str, Any]) -> dict[str, Any]:
-        return {k: prov.get(k) for k in _COMPATIBILITY_KEYS}
+        return {k: prov.get(k) for k in COMPATIBILITY_KEYS}
 
     def _check_compatible(self) -> None:
         if not self.path.exists():
             return
         existing = FeatureStore(self.path).provenance
         mine, theirs = self._compat_view(self.provenance), self._compat_view(existing)
-        diff = [k for k in _COMPATIBILITY_KEYS if _canonical(mine[k]) != _canonical(theirs[k])]
+        diff = [k for k in COMPATIBILITY_KEYS if _canonical(mine[k]) != _canonical(theirs[k])]
         if diff:
             details = "; ".join(f"{k}: store has {theirs[k]!r}, this run {mine[k]!r}" for k in diff)
             raise StoreError(
