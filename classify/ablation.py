@@ -2,7 +2,9 @@
 
 * :func:`ablation_table` reads a benchmark's cells: image-only / text-only (fusion
   ``single``) vs the multimodal fusions (``concat``, ``weighted_sum``, ``attention``)
-  per classifier, plus mean attention weights per store.
+  per classifier, plus mean attention weights per store. Several feature sets of one
+  column (``text``, ``text_findings``, ``text_masked``) get one column each:
+  ``text-only (text_masked)`` (see :func:`variant_of`).
 * :func:`shuffle_test` refits a fused cell on each evaluated split, then permutes one
   store's block across the rows of the *test* fold and rescores: the score drop says
   how much the fitted model relies on that modality.
@@ -30,12 +32,33 @@ log = logging.getLogger(__name__)
 VARIANTS = ("image-only", "text-only", "concat", "weighted_sum", "attention")
 
 
-def variant_of(spec: CellSpec) -> str:
-    """Ablation row name of a cell (``image-only``, ``text-only``, or the fusion name)."""
+def _base_variant(spec: CellSpec) -> str:
     if spec.fusion == "single":
         mods = set(spec.modalities)
         return f"{mods.pop()}-only" if len(mods) == 1 else "single"
     return spec.fusion
+
+
+def variant_of(spec: CellSpec, specs: Sequence[CellSpec] | None = None) -> str:
+    """Ablation column name of a cell.
+
+    ``image-only`` / ``text-only`` for a single-modality cell of fusion ``single``, else the
+    fusion name. When ``specs`` (every cell of the benchmark) hold several feature sets for
+    the same column - e.g. ``text``, ``text_findings`` and ``text_masked`` are all text-only,
+    or ``fused`` and ``fused_masked`` both use ``concat`` - the feature set is appended:
+    ``text-only (text_masked)``, ``concat (fused_masked)``, so they are not averaged together.
+    """
+    base = _base_variant(spec)
+    if specs is None:
+        return base
+    sets = {s.feature_set for s in specs if _base_variant(s) == base}
+    return base if len(sets) <= 1 else f"{base} ({spec.feature_set})"
+
+
+def _variant_key(variant: str) -> tuple[int, str]:
+    base = variant.split(" (", 1)[0]
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    return order.get(base, len(order)), variant
 
 
 def ablation_table(
@@ -49,10 +72,11 @@ def ablation_table(
         if m not in METRICS:
             raise ConfigError(f"unknown metric {m!r}; valid: {', '.join(METRICS)}")
     rows, att_rows, warnings = [], [], []
+    specs = [c.spec for c in result.cells]
     for c in result.cells:
         if classifiers is not None and c.spec.classifier not in classifiers:
             continue
-        variant = variant_of(c.spec)
+        variant = variant_of(c.spec, specs)
         for m in metrics:
             mean, std = c.summary(m)
             rows.append(dict(classifier=c.spec.classifier, sampler=c.spec.sampler,
@@ -68,11 +92,11 @@ def ablation_table(
     ceiling = ceiling_warning(shown, result.label_source)
     if ceiling:
         warnings.append(ceiling)
-    order = {v: i for i, v in enumerate(VARIANTS)}
     table = pd.DataFrame(rows, columns=["classifier", "sampler", "variant", "cell", "metric",
                                         "mean", "std", "n"])
     if len(table):
-        table = table.assign(_o=table["variant"].map(order).fillna(len(order))).sort_values(
+        order = {v: i for i, v in enumerate(sorted(set(table["variant"]), key=_variant_key))}
+        table = table.assign(_o=table["variant"].map(order)).sort_values(
             ["classifier", "sampler", "_o", "cell", "metric"], kind="stable").drop(columns="_o")
     att = pd.DataFrame(att_rows, columns=["classifier", "cell", "store", "modality", "weight"])
     return AblationResult(metrics=tuple(metrics), table=table.reset_index(drop=True),

@@ -136,8 +136,31 @@ def select_text(row: dict[str, Any], mode: str) -> str:
     return _clean(row.get("report_text")) or " ".join(t for t in (findings, impression) if t)
 
 
-def manifest_texts(manifest: Any, mode: str, masked: bool) -> tuple[list[str], str | None]:
-    """Texts of every manifest row (manifest order) and the label-rule spec used to mask."""
+def manifest_label_mask(manifest: Any) -> Any:
+    """The :class:`pipeline.labels.LabelMask` of a manifest: its label rule's terms plus the
+    terms of every tag of its own vocabulary the rule uses (``tags`` and ``mesh_major``
+    columns, :func:`pipeline.labels.manifest_tag_vocabulary`), so that e.g. an OpenI report
+    labelled 'abnormal' because of a 'Spine/degenerative' tag has 'spine'/'degenerative'
+    masked too. Deterministic for a given manifest; its hash goes into store provenance."""
+    spec = (manifest.meta or {}).get("label_rule")
+    if not spec:
+        raise ConfigError(
+            f"mask_labels needs the label rule of manifest {manifest.name!r}, but its sidecar JSON "
+            "has no 'label_rule'; rebuild the manifest with `pipeline data` (it records the rule) "
+            "or run without --mask-labels"
+        )
+    from pipeline.labels import LabelMask, LabelRule, manifest_tag_vocabulary
+
+    rule = LabelRule.from_spec(spec)
+    classes = (manifest.meta or {}).get("label_classes")
+    return LabelMask.for_rule(rule, classes, manifest_tag_vocabulary(manifest.frame))
+
+
+def manifest_texts(
+    manifest: Any, mode: str, masked: bool, label_mask: Any = None
+) -> tuple[list[str], str | None]:
+    """Texts of every manifest row (manifest order) and the label-rule spec used to mask
+    (``label_mask`` defaults to :func:`manifest_label_mask`)."""
     frame = manifest.frame
     cols = [c for c in ("findings", "impression", "report_text") if c in frame.columns]
     if not cols:
@@ -149,18 +172,8 @@ def manifest_texts(manifest: Any, mode: str, masked: bool) -> tuple[list[str], s
     texts = [select_text(r, mode) for r in records]
     if not masked:
         return texts, None
-    spec = (manifest.meta or {}).get("label_rule")
-    if not spec:
-        raise ConfigError(
-            f"mask_labels needs the label rule of manifest {manifest.name!r}, but its sidecar JSON "
-            "has no 'label_rule'; rebuild the manifest with `pipeline data` (it records the rule) "
-            "or run without --mask-labels"
-        )
-    from pipeline.labels import LabelRule, mask_label_terms
-
-    rule = LabelRule.from_spec(spec)
-    classes = (manifest.meta or {}).get("label_classes")
-    return [mask_label_terms(t, rule, classes) if t else t for t in texts], rule.spec
+    mask = label_mask if label_mask is not None else manifest_label_mask(manifest)
+    return [mask.apply(t) if t else t for t in texts], mask.rule
 
 
 def warn_pretraining_overlap(manifest: Any, provenance: dict[str, Any]) -> str | None:
@@ -511,7 +524,8 @@ def _run_text(
     from pipeline.store import StoreWriter, store_path
 
     spec = parse_text_spec(encoder, text_mode=text_mode, mask_labels=mask_labels)
-    all_texts, rule_spec = manifest_texts(manifest, spec.mode, spec.masked)
+    label_mask = manifest_label_mask(manifest) if spec.masked else None
+    all_texts, rule_spec = manifest_texts(manifest, spec.mode, spec.masked, label_mask)
     by_id = dict(zip((str(s) for s in manifest.frame["sample_id"]), all_texts, strict=True))
     enc = build_text_encoder(spec, batch_size=batch_size, allow_download=allow_download)
     fitted = spec.name == "tfidf_svd"
@@ -529,6 +543,7 @@ def _run_text(
         "text_mode": spec.mode,
         "masked": spec.masked,
         "label_rule": rule_spec,
+        **(label_mask.provenance() if label_mask is not None else {}),
     }
     provenance = {
         "encoder_key": spec.key,

@@ -49,3 +49,56 @@ def test_ablation_shuffle_and_tables(toy_run):
     assert "compute" not in tables.plan_table(res) or res.n_computed
     assert "dropped" not in tables.data_notes(res)
     assert len(tables.resampling_frame(res)) == 2 * len(res.cells)
+
+
+def _spec(feature_set, stores, modalities, fusion):
+    from classify.results import CellSpec
+
+    return CellSpec(feature_set, tuple(stores), tuple(modalities), fusion, "none", "logistic")
+
+
+def test_variant_of_names_feature_sets_when_a_column_has_several():
+    from classify.ablation import variant_of
+
+    img = _spec("image", ["img"], ["image"], "single")
+    txt = _spec("text", ["txt"], ["text"], "single")
+    txt_m = _spec("text_masked", ["txt+m"], ["text"], "single")
+    fused = _spec("fused", ["img", "txt"], ["image", "text"], "concat")
+    fused_m = _spec("fused_masked", ["img", "txt+m"], ["image", "text"], "concat")
+    att = _spec("fused", ["img", "txt"], ["image", "text"], "attention")
+    specs = [img, txt, txt_m, fused, fused_m, att]
+    assert [variant_of(s, specs) for s in specs] == [
+        "image-only", "text-only (text)", "text-only (text_masked)",
+        "concat (fused)", "concat (fused_masked)", "attention",
+    ]
+    # without the other cells (or with one feature set per column) the plain names stay
+    assert variant_of(txt_m) == "text-only" and variant_of(txt, [img, txt, fused]) == "text-only"
+
+
+def test_ablation_keeps_text_feature_sets_apart(toy_project):
+    from .conftest import write_store
+
+    informative = toy_project["img"][:, 1:5] + 0.5  # a second, informative "text" store
+    write_store(toy_project["features"], "txt2", "text", toy_project["ids"], informative)
+    exp = experiment_from_dict(toy_project["config"](
+        stores=["img", "txt", "txt2"],
+        feature_sets={"image": ["img"], "text": ["txt"], "text_again": ["txt2"],
+                      "fused": ["img", "txt"]},
+        fusions=["single", "concat"], classifiers=["logistic"], samplers=["none"],
+        cv={"folds": 3, "repeats": 1, "seed": 0},
+    ))
+    res = run_benchmark(exp)
+    abl = ablation_table(res, metrics=("roc_auc",))
+    assert list(dict.fromkeys(abl.table["variant"])) == [
+        "image-only", "text-only (text)", "text-only (text_again)", "concat"]
+    assert abl.table.groupby("variant")["cell"].nunique().max() == 1  # one cell per column
+    mean = abl.table.set_index("variant")["mean"]
+    assert mean["text-only (text_again)"] > 0.8 > 0.7 > mean["text-only (text)"]  # not averaged
+    wide = tables.ablation_frame(abl)
+    assert {"text-only (text)", "text-only (text_again)", "concat"} <= set(wide.columns)
+    assert "text-only (text_again)" in tables.ablation_table(abl)
+    from classify.report import ablation_tables
+
+    (tab,) = ablation_tables(abl)
+    assert tab.columns == ("Classifier", "image-only", "text-only (text)",
+                           "text-only (text_again)", "concat")

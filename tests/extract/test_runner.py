@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -119,12 +120,30 @@ def test_masked_mode_masks_label_terms(text_manifest, tmp_path: Path) -> None:
     assert masked.encoder_key == "minilm@impression+masked"
     prov = FeatureStore(masked.store).provenance["preprocessing"]
     assert prov["masked"] is True and prov["label_rule"].startswith("finding_vs_rest")
+    assert len(prov["mask_terms_sha256"]) == 64 and prov["mask_terms_size"] > 10
+    assert prov["mask_tag_vocabulary_size"] == 0  # the stand-in manifest has no tags column
     p, m = FeatureStore(plain.store), FeatureStore(masked.store)
     # r0's impression "Cardiomegaly." becomes "[MASK]." -> a different vector.
     assert list(masked.failed) == ["r4"] and not np.allclose(
         p.read(["r0"]), m.read(["r0"]), atol=1e-3
     )
     np.testing.assert_allclose(p.read(["r1"]), m.read(["r1"]), atol=1e-5)  # nothing to mask
+
+
+def test_masked_store_identity_follows_the_tag_vocabulary(text_manifest, tmp_path: Path) -> None:
+    from pipeline.errors import StoreError
+
+    first = run_extract(text_manifest, "tfidf_svd", tmp_path, mask_labels=True)
+    prov = FeatureStore(first.store).provenance["preprocessing"]
+    # the manifest now carries cardiomegaly tags: new masking terms -> the old store is refused
+    text_manifest.frame["tags"] = "cardiomegaly"
+    text_manifest.frame["mesh_major"] = "Cardiac Shadow/enlarged/severe"
+    with pytest.raises(StoreError, match="different encoder setup"):
+        run_extract(text_manifest, "tfidf_svd", tmp_path, mask_labels=True)
+    fresh = run_extract(text_manifest, "tfidf_svd", tmp_path / "new", mask_labels=True)
+    new = FeatureStore(fresh.store).provenance["preprocessing"]
+    assert new["mask_tag_vocabulary_size"] == 2 and new["mask_terms_size"] > prov["mask_terms_size"]
+    assert new["mask_terms_sha256"] != prov["mask_terms_sha256"]
 
 
 def test_mask_labels_needs_a_label_rule(text_manifest, tmp_path: Path) -> None:
@@ -219,6 +238,17 @@ def test_masked_store_differs_from_unmasked_on_real_reports(real_openi_manifest,
     plain_texts, _ = manifest_texts(m, "both", False)
     masked_texts, rule = manifest_texts(m, "both", True)
     assert rule == m.meta["label_rule"]
+    # every tag of the manifest's own vocabulary is masked, not only the fixed finding list
+    from pipeline.labels import UNMASKED_HEADING_TERMS, normalize_tag, split_tags
+
+    for text, major, label in zip(masked_texts, m.frame["mesh_major"], m.frame["label"],
+                                  strict=True):
+        if label != "abnormal":
+            continue
+        heads = {normalize_tag(r).replace("_", " ") for r in split_tags(major)}
+        left = {h for h in heads - UNMASKED_HEADING_TERMS
+                if re.search(rf"\b{re.escape(h)}\b", text, re.IGNORECASE)}
+        assert not left, (left, text)
     changed = sum(a != b for a, b in zip(plain_texts, masked_texts, strict=True))
     assert changed >= len(m) // 2 and any(MASK_TOKEN in t for t in masked_texts)
     plain = run_extract(m, "tfidf_svd", tmp_path)
@@ -226,6 +256,7 @@ def test_masked_store_differs_from_unmasked_on_real_reports(real_openi_manifest,
     assert (plain.encoder_key, masked.encoder_key) == ("tfidf_svd", "tfidf_svd@both+masked")
     a, b = FeatureStore(plain.store), FeatureStore(masked.store)
     assert b.provenance["preprocessing"]["masked"] is True
+    assert b.provenance["preprocessing"]["mask_tag_vocabulary_size"] > 5
     assert a.provenance["weights_sha256"] != b.provenance["weights_sha256"]  # fitted on other text
     assert a.identity != b.identity
     ids = [i for i in a.ids if i in set(b.ids)]
