@@ -811,7 +811,8 @@ def _summary_items(b: BenchmarkResult) -> list[tuple[str, str]]:
                    f"(StratifiedGroupKFold by patient, seed {s.seed})"),
                   ("Patients (groups)", str(s.n_groups))]
     items += [("Cells", f"{len(b.cells)} ({b.n_computed} computed, {b.n_reused} reused)"),
-              ("Run time", f"{b.wall_seconds:.1f} s")]
+              ("Fit time, all cells", f"{sum(c.fit_seconds for c in b.cells):.0f} s "
+               f"(this run: {b.wall_seconds:.1f} s wall)")]
     return items
 
 
