@@ -35,10 +35,10 @@ data: setup ## build the demo manifest (3,955 real OpenI reports + phantom image
 extract: data ## embed images and reports into HDF5 stores (only ids not stored yet)
 	$(PIPELINE) extract --manifest $(MANIFEST) --encoder $(IMAGE_ENCODER) --encoder $(TEXT_ENCODER)
 
-classify: setup ## run the classifier benchmark grid of $(EXPERIMENT) (only missing cells)
+classify: setup ## run the benchmark grid of EXPERIMENT (default experiments/demo.toml); only missing cells
 	$(PIPELINE) classify --config $(EXPERIMENT) --n-jobs $(N_JOBS)
 
-report: setup ## write the HTML/Markdown/CSV/LaTeX report of $(EXPERIMENT)
+report: setup ## write the HTML/Markdown/CSV/LaTeX report of EXPERIMENT
 	$(PIPELINE) report --config $(EXPERIMENT)
 
 demo: data extract classify report ## the whole main job on the embedded default, offline
