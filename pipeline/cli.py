@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-download", action="store_true",
                    help="let torchvision/Hugging Face download missing weights (never with HF_HUB_OFFLINE=1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address: shard the ids over its workers (one per GPU), then merge")
     p.add_argument("--lock-timeout", type=float, default=0.0,
                    help="seconds to wait for another run writing the same store (default 0: fail at once)")
     p.add_argument("--allow-random-weights", action="store_true",
@@ -146,6 +148,18 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
     code = EXIT_OK
     for encoder in args.encoder:
+        if args.scheduler:
+            from extract.distributed import run_extract_distributed
+
+            summary = run_extract_distributed(
+                manifest, encoder, args.artifacts / "features", scheduler=args.scheduler,
+                batch_size=args.batch_size, device=args.device, text_mode=args.text_mode,
+                mask_labels=args.mask_labels, allow_random_weights=args.allow_random_weights,
+                equalize=args.equalize, limit=args.limit,
+            )
+            print(summary.render())
+            code = EXIT_PARTIAL if summary.failed else code
+            continue
         summary = run_extract(
             manifest,
             encoder,
