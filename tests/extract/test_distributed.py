@@ -120,3 +120,22 @@ def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> 
                                    rtol=1e-4, atol=1e-5)
     assert not (tmp_path / "dist" / SHARDS_DIR / "toy").exists() or not any(
         (tmp_path / "dist" / SHARDS_DIR / "toy").iterdir())
+
+
+def test_cli_extract_with_scheduler_fills_the_normal_store(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from distributed import LocalCluster
+
+    from pipeline.cli import main
+
+    art = tmp_path / "art"
+    assert main(["data", "openi_demo", "--limit", "8", "--artifacts", str(art)]) == 0
+    manifest = art / "manifests" / "openi_demo.csv"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        code = main(["extract", "--manifest", str(manifest), "--encoder", "efficientnet_lite0",
+                     "--batch-size", "4", "--artifacts", str(art),
+                     "--scheduler", cluster.scheduler_address])
+    assert code == 0
+    store = FeatureStore(art / "features" / "openi_demo" / "efficientnet_lite0.h5")
+    assert len(store) == len(set(store.ids.tolist())) >= 6 and store.failed == {}
