@@ -242,8 +242,11 @@ def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
             att.extend((key, r, f, s, m, w) for s, m, w in
                        zip(spec.stores, spec.modalities, o["attention"], strict=True))
         notes.extend(n for n in o["notes"] if n not in notes)
-        ids.append(fs.ids[test]); reps.append(np.full(len(test), r)); fids.append(np.full(len(test), f))  # noqa: E702
-        ytrue.append(fs.y[test]); probas.append(o["proba"])  # noqa: E702
+        ids.append(fs.ids[test])
+        reps.append(np.full(len(test), r))
+        fids.append(np.full(len(test), f))
+        ytrue.append(fs.y[test])
+        probas.append(o["proba"])
         log.debug("%s r%d f%d: train counts %s -> %s", spec.label, r, f,
                  {fs.classes[c]: n for c, n in o["before"].items()},
                  {fs.classes[c]: n for c, n in o["after"].items()})
