@@ -200,10 +200,3 @@ def render_benchmark(result: BenchmarkResult) -> str:
         parts.append(headline_table(result))
         parts.append(f"wall time {result.wall_seconds:.1f}s; results in {result.results_dir}")
     return "\n\n".join(parts)
-
-
-def render_comparison_of_runs(result, metrics: Sequence[str] | None = None) -> str:  # noqa: ANN001
-    """Renderer of :func:`classify.compare.compare_runs` (re-exported for the CLI)."""
-    from classify.compare import render_comparison_of_runs as _render
-
-    return _render(result, metrics)

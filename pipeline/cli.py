@@ -235,8 +235,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from classify.compare import compare_runs
-    from classify.tables import render_comparison_of_runs
+    from classify.compare import compare_runs, render_comparison_of_runs
 
     print(render_comparison_of_runs(compare_runs(args.run_a, args.run_b)))
     return EXIT_OK
