@@ -1,13 +1,8 @@
-"""Shared fixtures for the extract tests: tiny generated images and a stand-in manifest.
-
-The runner only uses ``name``, ``frame``, ``meta`` and ``image_file(sample_id)`` of a
-manifest (the contract of ``pipeline.datasets.Manifest``), so a small frozen dataclass
-stands in for it and these tests do not depend on the dataset builders.
-"""
+"""Shared fixtures for the extract tests: tiny generated images and small real manifests
+(:class:`pipeline.datasets.Manifest`, validated like any other) built directly from rows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.datasets import Manifest
 
-@dataclass(frozen=True)
-class StandInManifest:
-    name: str
-    frame: pd.DataFrame
-    image_root: Path
-    meta: dict[str, Any] = field(default_factory=dict)
 
-    def image_file(self, sample_id: str) -> Path:
-        row = self.frame.loc[self.frame["sample_id"] == sample_id]
-        return self.image_root / str(row["image_path"].iloc[0])
+def make_manifest(name: str, rows: list[dict[str, str]], root: Path,
+                  meta: dict[str, Any] | None = None) -> Manifest:
+    """A real, validated :class:`Manifest` from partial rows (other columns default)."""
+    defaults = {"report_id": "", "findings": "", "impression": "", "report_text": "",
+                "tags": "", "label": "normal", "label_source": "external", "view": ""}
+    frame = pd.DataFrame([{**defaults, "patient_id": r["sample_id"], **r} for r in rows])
+    return Manifest(name, frame, root, dict(meta or {}))
 
 
 def make_cxr_like(seed: int, size: tuple[int, int] = (96, 80)) -> np.ndarray:
@@ -57,7 +51,7 @@ def image_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def image_manifest(image_dir: Path) -> StandInManifest:
+def image_manifest(image_dir: Path) -> Manifest:
     rows = [
         {"sample_id": f"s{i}", "image_path": f"s{i}.png", "findings": "", "impression": ""}
         for i in range(6)
@@ -67,7 +61,7 @@ def image_manifest(image_dir: Path) -> StandInManifest:
         {"sample_id": "text", "image_path": "notes.png", "findings": "", "impression": ""},
         {"sample_id": "gone", "image_path": "missing.png", "findings": "", "impression": ""},
     ]
-    return StandInManifest("toy", pd.DataFrame(rows), image_dir)
+    return make_manifest("toy", rows, image_dir)
 
 
 REPORTS = [
@@ -80,22 +74,18 @@ REPORTS = [
 
 
 @pytest.fixture
-def text_manifest(tmp_path: Path) -> StandInManifest:
-    frame = pd.DataFrame(
-        [
-            {
-                "sample_id": sid,
-                "image_path": f"{sid}.png",
-                "findings": f,
-                "impression": imp,
-                "report_text": " ".join(t for t in (f, imp) if t),
-            }
-            for sid, f, imp in REPORTS
-        ]
-    )
-    return StandInManifest(
-        "reports", frame, tmp_path, {"label_rule": "finding_vs_rest:cardiomegaly"}
-    )
+def text_manifest(tmp_path: Path) -> Manifest:
+    rows = [
+        {
+            "sample_id": sid,
+            "image_path": f"{sid}.png",
+            "findings": f,
+            "impression": imp,
+            "report_text": " ".join(t for t in (f, imp) if t),
+        }
+        for sid, f, imp in REPORTS
+    ]
+    return make_manifest("reports", rows, tmp_path, {"label_rule": "finding_vs_rest:cardiomegaly"})
 
 
 @pytest.fixture
