@@ -427,20 +427,21 @@ class StoreWriter:
         old_ids = old._ids if old is not None else []
         seen = set(old_ids)
         failed = dict(old.failed) if old is not None else {}
-        new_rows: list[tuple[Path, list[int]]] = []
+        new_rows: list[tuple[Path, list[int], list[str]]] = []  # part, rows to take, their ids
         new_ids: list[str] = []
         for part in parts:
             with h5py.File(part, "r") as f:
-                take = []
+                take, take_ids = [], []
                 for row, sid in enumerate(_read_strings(f, "ids")):
                     if sid not in seen:
                         seen.add(sid)
                         take.append(row)
-                        new_ids.append(sid)
+                        take_ids.append(sid)
+                new_ids.extend(take_ids)
                 failed.update(
                     zip(_read_strings(f, "failed_ids"), _read_strings(f, "failed_reasons"), strict=True)
                 )
-            new_rows.append((part, take))
+            new_rows.append((part, take, take_ids))
         failed = {k: v for k, v in failed.items() if k not in seen}
         all_ids = list(old_ids) + new_ids
         created = old.provenance.get("created") if old is not None else _now()
@@ -467,14 +468,12 @@ class StoreWriter:
                         block = {k: src[layer_dataset(k)][start:stop] for k in layers}
                         acc = _write_block(dsets, block, old_ids[start:stop], pos, acc)
                         pos += stop - start
-            for part, take in new_rows:
+            for part, take, take_ids in new_rows:
                 if not take:
                     continue
                 with h5py.File(part, "r") as src:
                     block = {k: src[layer_dataset(k)][()][take] for k in layers}
-                    part_ids = _read_strings(src, "ids")
-                    ids = [part_ids[r] for r in take]
-                acc = _write_block(dsets, block, ids, pos, acc)
+                acc = _write_block(dsets, block, take_ids, pos, acc)
                 pos += len(take)
             _str_dataset(out, "failed_ids", list(failed))
             _str_dataset(out, "failed_reasons", list(failed.values()))
@@ -500,7 +499,7 @@ class StoreWriter:
         if old is not None and len(old):
             with h5py.File(old.path, "r") as f:
                 return int(f[layer_dataset(key)].shape[1])
-        for part, take in new_rows:
+        for part, take, _ids in new_rows:
             if take:
                 with h5py.File(part, "r") as f:
                     return int(f[layer_dataset(key)].shape[1])
