@@ -143,7 +143,8 @@ def demo_manifest(work_dir: Path, n_reports: int) -> Any:
 
     Built once under ``work_dir`` (name ``bench<n>``) and reused.
     """
-    from pipeline.datasets import build_manifest, load_manifest
+    from pipeline.build import build_manifest
+    from pipeline.manifest import load_manifest
 
     name = f"bench{n_reports}"
     csv_path = work_dir / "manifests" / f"{name}.csv"
@@ -157,7 +158,7 @@ def synthetic_manifest(path: Path, n: int, *, seed: int = 0, positive_rate: floa
     """A label-only manifest (no images) of ``n`` samples, 2 per patient, demo class balance."""
     import pandas as pd
 
-    from pipeline.datasets import Manifest, save_manifest
+    from pipeline.manifest import Manifest, save_manifest
 
     rng = np.random.default_rng(seed)
     ids = [f"s{i:06d}" for i in range(n)]

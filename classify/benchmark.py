@@ -84,7 +84,7 @@ def open_stores(exp: Experiment) -> list[Any]:
 
 def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, list[str]]]:
     """Manifest table with the label column to use, the label-rule id, and rule drops."""
-    from pipeline.datasets import load_manifest
+    from pipeline.manifest import load_manifest
 
     if not Path(exp.manifest).is_file():
         raise ManifestError(
@@ -270,7 +270,8 @@ def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
 def dataset_provenance(exp: Experiment) -> dict[str, Any]:
     """Leakage-relevant facts of the experiment's manifest (its sidecar JSON): where the
     labels come from, the data-set family, synthetic images (see :mod:`classify.leakage`)."""
-    from pipeline.datasets import dataset_family, load_manifest_meta
+    from pipeline.families import dataset_family
+    from pipeline.manifest import load_manifest_meta
 
     meta = load_manifest_meta(exp.manifest)
     return {

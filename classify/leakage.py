@@ -91,7 +91,7 @@ def pretraining_warnings(stores: Sequence[StoreInfo], *, dataset: str,
                          source_dataset: str | None, synthetic_images: bool = False
                          ) -> list[str]:
     """One warning per store whose encoder was trained on the manifest's data-set family."""
-    from pipeline.datasets import pretraining_overlap, pretraining_overlap_message
+    from pipeline.families import pretraining_overlap, pretraining_overlap_message
 
     out = []
     for s in stores:

@@ -180,7 +180,7 @@ def warn_pretraining_overlap(manifest: Any, provenance: dict[str, Any]) -> str |
     """Log (WARNING) and return the pretraining-overlap message when the store's encoder was
     trained on the manifest's data-set family (``manifest.meta['source_dataset']``); None
     when there is no overlap or the family is unknown."""
-    from pipeline.datasets import dataset_family, pretraining_overlap, pretraining_overlap_message
+    from pipeline.families import dataset_family, pretraining_overlap, pretraining_overlap_message
 
     meta = getattr(manifest, "meta", None) or {}
     family = dataset_family(meta)

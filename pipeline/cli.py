@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # --- verbs --------------------------------------------------------------------------
 def _cmd_data(args: argparse.Namespace) -> int:
-    from pipeline.datasets import build_manifest
+    from pipeline.build import build_manifest
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
              "path", "label_rule", "frontal_only", "one_per_report", "drop_empty_text",
@@ -143,7 +143,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from extract.runner import run_extract
-    from pipeline.datasets import load_manifest
+    from pipeline.manifest import load_manifest
 
     manifest = load_manifest(args.manifest)
     code = EXIT_OK
@@ -205,7 +205,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from classify.benchmark import load_benchmark
     from classify.experiment import load_experiment
     from classify.report import write_report
-    from pipeline.datasets import load_manifest
+    from pipeline.manifest import load_manifest
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     benchmark = load_benchmark(experiment)
@@ -247,8 +247,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from classify.samplers import SAMPLERS
     from extract.image_encoders import IMAGE_ENCODERS, availability
     from extract.text_encoders import TEXT_ENCODERS
-    from pipeline.datasets import DATASET_FORMATS
     from pipeline.labels import LABEL_RULES
+    from pipeline.sources import DATASET_FORMATS
     from pipeline.store import list_stores
 
     print("image encoders (offline = pretrained weights present on this machine):")

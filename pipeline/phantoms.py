@@ -272,6 +272,9 @@ def _write_chunk(items: Sequence[tuple[str, tuple[str, ...], str]], size: int, o
             continue
         try:
             arr = render_phantom(image_id, tags, size)
+            # Not pipeline.helpers.atomic_write on purpose: a phantom is derived data, checked by
+            # phantom_file_ok on every reuse and re-rendered if torn, and an fsync per image made
+            # writing them 3x slower (2.9 -> 8.8 ms per 256 px PNG, measured on the dev machine).
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
             os.replace(tmp, path)

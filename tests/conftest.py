@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def openi_reports_tgz() -> Path:
     """The real NLMCXR_reports.tgz (3,955 OpenI reports) shipped inside torchxrayvision."""
-    from pipeline.datasets import shipped_openi_reports
     from pipeline.errors import ManifestError
+    from pipeline.sources.openi import shipped_openi_reports
 
     try:
         return shipped_openi_reports()

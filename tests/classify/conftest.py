@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.datasets import Manifest, save_manifest
+from pipeline.manifest import Manifest, save_manifest
 from pipeline.store import StoreWriter, store_path
 
 DATASET = "toyset"

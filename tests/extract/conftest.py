@@ -1,5 +1,5 @@
 """Shared fixtures for the extract tests: tiny generated images and small real manifests
-(:class:`pipeline.datasets.Manifest`, validated like any other) built directly from rows."""
+(:class:`pipeline.manifest.Manifest`, validated like any other) built directly from rows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.datasets import Manifest
+from pipeline.manifest import Manifest
 
 
 def make_manifest(name: str, rows: list[dict[str, str]], root: Path,

@@ -187,7 +187,7 @@ def test_select_text() -> None:
 def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> None:
     import pandas as pd
 
-    datasets = pytest.importorskip("pipeline.datasets")
+    datasets = pytest.importorskip("pipeline.manifest")
     frame = pd.DataFrame(
         {
             "sample_id": ["a", "b", "c"],
@@ -222,7 +222,7 @@ def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> 
 @pytest.fixture(scope="module")
 def real_openi_manifest(openi_reports_tgz, tmp_path_factory):
     """~20 real OpenI reports (one image each), labels normal vs abnormal from MeSH."""
-    from pipeline.datasets import build_manifest
+    from pipeline.build import build_manifest
 
     root = tmp_path_factory.mktemp("openi20")
     return build_manifest("openi", reports=openi_reports_tgz, limit=24, one_per_report=True,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.datasets import build_manifest
+from pipeline.build import build_manifest
 from pipeline.errors import EXIT_PARTIAL
 from pipeline.store import FeatureStore
 from tests.reliability._cli import out, run, write_csv_manifest

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.datasets import build_manifest, load_manifest
+from pipeline.build import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR, ManifestError
+from pipeline.manifest import load_manifest
 from tests.reliability._cli import ROOT, write_csv_manifest
 
 PACKAGES = ("pipeline", "extract", "classify", "benchmarks")
