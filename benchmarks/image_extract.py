@@ -129,7 +129,7 @@ def profile_pipeline(manifest: Any, name: str, root: Path, n: int, out: Path, *,
 def run(cfg: BenchConfig) -> BenchOutcome:
     import torch
 
-    from extract.image_encoders import build_image_encoder
+    from extract.encoders import build_image_encoder
     from extract.preprocess import load_image
 
     t_start = time.perf_counter()

@@ -60,8 +60,8 @@ def _forward_only(enc: Any, batches: list[Any]) -> None:
 
 
 def run(cfg: BenchConfig) -> BenchOutcome:
+    from extract.encoders import build_text_encoder
     from extract.runner import manifest_texts, run_extract
-    from extract.text_encoders import build_text_encoder
 
     t_start = time.perf_counter()
     manifest = demo_manifest(cfg.work_dir, cfg.size(72, 300))

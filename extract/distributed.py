@@ -23,9 +23,13 @@ Layout of one distributed run of ``encoder`` on dataset ``D``::
 Fitted (transductive) text encoders such as ``tfidf_svd`` cannot be sharded: each
 shard would fit its own model. They are refused with a message; run them locally.
 
-Dask worker processes are daemonic by default and cannot start DataLoader worker
-processes, so shards decode images in the task's own thread (``num_workers=0``) unless
-told otherwise; run one single-threaded Dask worker per core (or one per GPU) instead.
+Every shard runs with the caller's :class:`extract.options.ExtractOptions` (the same
+object the local path takes), so no option is lost on the way. Dask worker processes
+are daemonic by default and cannot start DataLoader worker processes, and forking them
+from a threaded worker copies other tasks' open store files: with the default
+``num_workers=None`` a shard decodes in the task's own thread (an explicit
+``num_workers`` is passed through); run one single-threaded Dask worker per core (or
+one per GPU) instead.
 """
 
 from __future__ import annotations
@@ -38,10 +42,14 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import ConfigError, ManifestError, StoreError
+from extract.options import ExtractOptions
+from pipeline.errors import ConfigError, StoreError
 from pipeline.store import COMPATIBILITY_KEYS, FeatureStore, StoreWriter, store_path
+
+if TYPE_CHECKING:
+    from pipeline.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +57,6 @@ SHARDS_DIR = ".shards"
 MERGE_CHUNK_ROWS = 4096
 #: Keys FeatureStore adds to the provenance it reads back; not part of a writer's provenance.
 _READ_ONLY_KEYS = ("schema_version", "content_sha256", "n_rows", "created", "updated")
-_FITTED_TEXT_ENCODERS = ("tfidf_svd",)
 
 
 @dataclass(frozen=True)
@@ -135,8 +142,8 @@ def shard_ids(ids: Sequence[str], n_shards: int) -> list[list[str]]:
     return out
 
 
-def subset_manifest(manifest: Any, ids: Sequence[str]) -> Any:
-    """A copy of a (frozen dataclass) manifest whose frame holds only ``ids`` (manifest order)."""
+def subset_manifest(manifest: Manifest, ids: Sequence[str]) -> Manifest:
+    """A copy of a manifest whose frame holds only ``ids`` (manifest order)."""
     wanted = {str(i) for i in ids}
     frame = manifest.frame
     mask = frame["sample_id"].astype(str).isin(wanted)
@@ -150,38 +157,6 @@ def run_token(encoder: str, n_shards: int, options: dict[str, Any]) -> str:
     )
     slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in encoder)[:40]
     return f"{slug}-{n_shards}x-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
-
-
-def _manifest_ids(manifest: Any, limit: int | None) -> list[str]:
-    ids = [str(s) for s in manifest.frame["sample_id"].tolist()]
-    if len(set(ids)) != len(ids):
-        raise ManifestError(
-            f"manifest {manifest.name!r} has duplicate sample_id values; sample ids must be "
-            "unique (rebuild it with `pipeline data`)"
-        )
-    return ids if limit is None else ids[: max(0, int(limit))]
-
-
-def _expected_key(
-    encoder: str, *, text_mode: str, mask_labels: bool, equalize: bool, allow_random_weights: bool
-) -> str | None:
-    """Store key of ``encoder`` when it is knowable without building the model, else None."""
-    from extract.image_encoders import IMAGE_ENCODERS, RANDOM_INIT, availability
-    from extract.text_encoders import TEXT_ENCODERS, parse_text_spec
-
-    if encoder in IMAGE_ENCODERS:
-        avail = availability(encoder)
-        if avail.available:
-            key = encoder
-        elif allow_random_weights:
-            key = f"{encoder}+{RANDOM_INIT}"
-        else:
-            return None  # the worker will raise MissingWeightsError with the fix
-        return key + ("+eq" if equalize else "")
-    base = encoder.split("@", 1)[0].split("#", 1)[0].split(":", 1)[0]
-    if base in TEXT_ENCODERS:
-        return parse_text_spec(encoder, text_mode=text_mode, mask_labels=mask_labels).key
-    return None
 
 
 # --------------------------------------------------------------------------- merge
@@ -265,18 +240,18 @@ def merge_shards(
 
 
 def extract_shard(
-    manifest: Any,
+    manifest: Manifest,
     ids: Sequence[str],
     encoder: str,
     shard_root: str | Path,
     shard: int,
-    options: dict[str, Any],
+    options: ExtractOptions,
 ) -> ShardResult:
     """Run :func:`extract.runner.run_extract` on ``ids`` only, into ``shard_root`` (a Dask task)."""
     from extract.runner import run_extract
 
     sub = subset_manifest(manifest, ids)
-    summary = run_extract(sub, encoder, Path(shard_root), **options)
+    summary = run_extract(sub, encoder, Path(shard_root), options)
     return ShardResult(
         shard=shard,
         root=Path(shard_root),
@@ -314,72 +289,66 @@ def get_client(scheduler: Any) -> tuple[Any, bool]:
 
 
 def run_extract_distributed(
-    manifest: Any,
+    manifest: Manifest,
     encoder: str,
     features_root: str | Path,
+    options: ExtractOptions | None = None,
     *,
     scheduler: Any,
     n_shards: int | None = None,
-    batch_size: int = 32,
-    num_workers: int = 0,
-    device: str = "auto",
-    text_mode: str = "both",
-    mask_labels: bool = False,
-    allow_random_weights: bool = False,
-    equalize: bool = False,
-    limit: int | None = None,
     keep_shards: bool = False,
     resources: dict[str, float] | None = None,
+    **overrides: Any,
 ) -> DistributedExtractSummary:
     """Embed ``manifest`` with ``encoder`` on a Dask cluster; same store as :func:`run_extract`.
 
-    ``scheduler`` is a ``distributed.Client`` or an address. ``n_shards`` defaults to the
-    number of worker threads of the cluster. ``resources`` is passed to ``client.submit``
-    (e.g. ``{"GPU": 1}`` with workers started as ``dask worker --resources GPU=1``, one per
-    GPU). Shard stores are deleted after a successful merge unless ``keep_shards``.
+    ``options`` are the same :class:`ExtractOptions` the local path takes (keyword
+    ``overrides`` replace single fields); every shard task runs with them unchanged, except
+    that the limit is applied here and progress bars are off in the workers. ``scheduler``
+    is a ``distributed.Client`` or an address. ``n_shards`` defaults to the number of worker
+    threads of the cluster. ``resources`` is passed to ``client.submit`` (e.g. ``{"GPU": 1}``
+    with workers started as ``dask worker --resources GPU=1``, one per GPU). Shard stores
+    are deleted after a successful merge unless ``keep_shards``.
     """
     import time
 
+    from extract.encoders import encoder_modality, expected_store_key
+    from extract.encoders.spec import base_name
+    from extract.jobs import is_fitted_text_encoder
+
+    options = ExtractOptions.of(options, **overrides)
     started = time.perf_counter()
-    base = encoder.split("@", 1)[0].split("#", 1)[0].split(":", 1)[0]
-    if base in _FITTED_TEXT_ENCODERS:
+    if is_fitted_text_encoder(base_name(encoder)):
         raise ConfigError(
             f"text encoder {encoder!r} is fitted on the whole corpus, so shards would each fit "
             "a different model; run it without a scheduler (it is cheap on one CPU)"
         )
-    from extract.runner import encoder_modality
-
     encoder_modality(encoder)  # unknown names fail here, before any task is sent
     features_root = Path(features_root)
-    ids = _manifest_ids(manifest, limit)
-    key = _expected_key(
-        encoder,
-        text_mode=text_mode,
-        mask_labels=mask_labels,
-        equalize=equalize,
-        allow_random_weights=allow_random_weights,
-    )
+    ids = [str(s) for s in manifest.ids]
+    if options.limit is not None:
+        ids = ids[: options.limit]
+    key = expected_store_key(encoder, options)
     done: set[str] = set()
     if key is not None:
         main = store_path(features_root, manifest.name, key)
         if main.exists():
             done = {str(i) for i in FeatureStore(main).ids}
     pending = [i for i in ids if i not in done]
-    options = dict(
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=device,
-        text_mode=text_mode,
-        mask_labels=mask_labels,
-        allow_random_weights=allow_random_weights,
-        equalize=equalize,
+    # Shards embed exactly `pending`: the limit is already applied and the bar is off. The
+    # default decode-worker count (None) means 0 in a shard: forking DataLoader workers from
+    # a threaded Dask worker copies other tasks' open (HDF5-locked) files into the children.
+    shard_options = dataclasses.replace(
+        options,
+        limit=None,
         progress=False,
+        num_workers=0 if options.num_workers is None else options.num_workers,
     )
     client, owned = get_client(scheduler)
     try:
         if n_shards is None:
             n_shards = max(1, sum(client.nthreads().values()))
-        token = run_token(encoder, n_shards, {k: v for k, v in options.items() if k != "progress"})
+        token = run_token(encoder, n_shards, options.token_fields())
         run_dir = features_root / SHARDS_DIR / manifest.name / token
         shards = shard_ids(pending, n_shards)
         logger.info(
@@ -398,7 +367,7 @@ def run_extract_distributed(
                 encoder,
                 str(run_dir / f"shard-{k:05d}"),
                 k,
-                options,
+                shard_options,
                 key=f"extract-shard-{token}-{k}",
                 pure=False,
                 resources=resources,
@@ -415,7 +384,8 @@ def run_extract_distributed(
         for p in sorted((r.root / manifest.name).glob("*.h5")):
             by_name.setdefault(p.name, []).append(p)
     for name, paths in sorted(by_name.items()):
-        merges.append(merge_shards(paths, features_root / manifest.name / name))
+        merges.append(merge_shards(paths, features_root / manifest.name / name,
+                                   lock_timeout=options.lock_timeout))
     if not keep_shards and run_dir.exists():
         shutil.rmtree(run_dir)
     return DistributedExtractSummary(

@@ -14,8 +14,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, PipelineError
+
+if TYPE_CHECKING:
+    from extract.options import ExtractOptions
 
 log = logging.getLogger("pipeline")
 
@@ -141,41 +145,35 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: ``pipeline extract`` flags that pick what to run and where, not how: everything else
+#: becomes a field of ExtractOptions (tests/extract/test_options.py checks the mapping).
+EXTRACT_ROUTING_ARGS = ("manifest", "encoder", "scheduler", "artifacts", "verbose", "verb")
+
+
+def extract_options(args: argparse.Namespace) -> ExtractOptions:
+    """The one ExtractOptions of an ``extract`` command, for the local and the Dask path alike."""
+    from extract.options import ExtractOptions
+
+    values = {k: v for k, v in vars(args).items() if k not in EXTRACT_ROUTING_ARGS}
+    values["progress"] = False if values.pop("no_progress") else None
+    return ExtractOptions(**values)
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     from extract.runner import run_extract
     from pipeline.manifest import load_manifest
 
     manifest = load_manifest(args.manifest)
+    options = extract_options(args)
     code = EXIT_OK
     for encoder in args.encoder:
         if args.scheduler:
             from extract.distributed import run_extract_distributed
 
-            summary = run_extract_distributed(
-                manifest, encoder, args.artifacts / "features", scheduler=args.scheduler,
-                batch_size=args.batch_size, device=args.device, text_mode=args.text_mode,
-                mask_labels=args.mask_labels, allow_random_weights=args.allow_random_weights,
-                equalize=args.equalize, limit=args.limit,
-            )
-            print(summary.render())
-            code = EXIT_PARTIAL if summary.failed else code
-            continue
-        summary = run_extract(
-            manifest,
-            encoder,
-            args.artifacts / "features",
-            batch_size=args.batch_size,
-            num_workers=args.num_workers,
-            device=args.device,
-            text_mode=args.text_mode,
-            mask_labels=args.mask_labels,
-            allow_random_weights=args.allow_random_weights,
-            limit=args.limit,
-            allow_download=args.allow_download,
-            equalize=args.equalize,
-            progress=False if args.no_progress else None,
-            lock_timeout=args.lock_timeout,
-        )
+            summary = run_extract_distributed(manifest, encoder, args.artifacts / "features", options,
+                                              scheduler=args.scheduler)
+        else:
+            summary = run_extract(manifest, encoder, args.artifacts / "features", options)
         print(summary.render())
         if summary.failed:
             code = EXIT_PARTIAL
@@ -245,8 +243,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from classify.fusion import FUSIONS
     from classify.models import CLASSIFIERS
     from classify.samplers import SAMPLERS
-    from extract.image_encoders import IMAGE_ENCODERS, availability
-    from extract.text_encoders import TEXT_ENCODERS
+    from extract.encoders import IMAGE_ENCODERS, TEXT_ENCODERS, availability
     from pipeline.labels import LABEL_RULES
     from pipeline.sources import DATASET_FORMATS
     from pipeline.store import list_stores

@@ -51,7 +51,7 @@ def test_ceiling_ignores_fused_cells():
 
 
 def test_pretraining_warning_uses_family_not_substring():
-    from extract.image_encoders import IMAGE_ENCODERS
+    from extract.encoders import IMAGE_ENCODERS
 
     xrv = tuple(IMAGE_ENCODERS.meta("xrv_densenet121_all")["trained_on"])
     stores = (StoreInfo("xrv_densenet121_all", "image", 1024, "a" * 64, "x.h5", trained_on=xrv),

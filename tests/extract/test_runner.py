@@ -57,7 +57,7 @@ def test_vectors_do_not_depend_on_batching_or_workers(image_manifest, tmp_path: 
 
 
 def test_interrupted_run_keeps_flushed_batches(image_manifest, tmp_path: Path, monkeypatch) -> None:
-    from extract.image_encoders import ImageEncoder
+    from extract.encoders import ImageEncoder
 
     real_encode = ImageEncoder.encode
     calls = {"n": 0}
@@ -266,7 +266,7 @@ def test_masked_store_differs_from_unmasked_on_real_reports(real_openi_manifest,
 def test_pretraining_overlap_warning_for_registered_encoder(text_manifest, caplog):
     from dataclasses import replace
 
-    from extract.image_encoders import IMAGE_ENCODERS
+    from extract.encoders import IMAGE_ENCODERS
     from extract.runner import warn_pretraining_overlap
 
     xrv = {"encoder_key": "xrv_densenet121_all", "modality": "image",
@@ -289,7 +289,7 @@ def test_extract_logs_overlap_for_store_trained_on_the_dataset(text_manifest, tm
                                                               monkeypatch, caplog):
     from dataclasses import replace
 
-    from extract.text_encoders import TfidfSvdEncoder
+    from extract.encoders import TfidfSvdEncoder
 
     original = TfidfSvdEncoder.describe
     monkeypatch.setattr(TfidfSvdEncoder, "describe",

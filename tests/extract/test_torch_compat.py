@@ -41,7 +41,7 @@ def test_torchvision_and_transformers_import_in_a_fresh_interpreter() -> None:
 def test_importing_extract_modules_loads_no_torch() -> None:
     code = (
         "import sys\n"
-        "import extract, extract.runner, extract.image_encoders, extract.text_encoders\n"
+        "import extract, extract.runner, extract.encoders, extract.distributed, extract.jobs\n"
         "import extract.preprocess, extract.devices, extract.torch_compat\n"
         "heavy = [m for m in ('torch', 'torchvision', 'transformers') if m in sys.modules]\n"
         "print(heavy)\n"

@@ -1,4 +1,4 @@
-"""extract.text_encoders: spec parsing, MiniLM, generic HF loading, TF-IDF + SVD."""
+"""extract.encoders (text families): spec parsing, MiniLM, generic HF loading, TF-IDF + SVD."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from extract.text_encoders import (
+from extract.encoders import (
     TEXT_ENCODERS,
     TfidfSvdEncoder,
     build_text_encoder,

@@ -1,4 +1,4 @@
-"""extract.image_encoders: registry, real offline weights, missing-weights policy, taps."""
+"""extract.encoders (image families): registry, real offline weights, missing-weights policy, taps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from extract.image_encoders import (
+from extract.encoders import (
     IMAGE_ENCODERS,
     RANDOM_INIT,
     availability,
@@ -18,7 +18,7 @@ from extract.image_encoders import (
 from extract.preprocess import load_image
 from pipeline.errors import MissingWeightsError, UnknownNameError
 
-from .conftest import make_cxr_like
+from ..conftest import make_cxr_like
 
 TORCHVISION = [
     "resnet34",

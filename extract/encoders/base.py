@@ -1,0 +1,176 @@
+"""The encoder contract: registries, taps, availability and the hooked frozen image encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from extract.encoders.weights import RANDOM_INIT
+from extract.preprocess import PreprocessConfig
+from pipeline.registry import Registry
+
+#: name -> builder(allow_random_weights=..., allow_download=...) -> ImageEncoder
+IMAGE_ENCODERS: Registry[Callable[..., ImageEncoder]] = Registry("image encoder")
+#: name -> builder(batch_size=..., allow_download=..., [model=..., pooling=...]) -> text encoder
+TEXT_ENCODERS: Registry[Callable[..., Any]] = Registry("text encoder")
+#: pooling of Hugging Face text encoders: attention-masked mean, or the [CLS] token
+POOLINGS = ("mean", "cls")
+
+
+@dataclass(frozen=True)
+class Tap:
+    """A module whose output is global-average-pooled into a feature vector."""
+
+    name: str  # layer name in the store ('X' for the main features)
+    module: str  # dotted submodule path
+    activation: str | None = None  # applied before pooling: None | 'relu' | 'relu6'
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an encoder can be built offline right now, and from which file."""
+
+    name: str
+    available: bool
+    weights_file: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """Vectors for a list of texts (caller's order) and which ones were truncated."""
+
+    X: np.ndarray  # float32 [n, dim]
+    truncated: np.ndarray  # bool [n]
+
+    @property
+    def n_truncated(self) -> int:
+        return int(self.truncated.sum())
+
+
+def image_store_key(name: str, *, random_init: bool = False, equalize: bool = False) -> str:
+    """Store key of an image encoder: its name, ``+random-init`` for random weights, ``+eq``."""
+    return name + (f"+{RANDOM_INIT}" if random_init else "") + ("+eq" if equalize else "")
+
+
+def pool_tap(y: Any, activation: str | None) -> Any:
+    """Apply a tap's activation and global-average-pool a feature map to ``[n, d]`` float32."""
+    import torch.nn.functional as F
+
+    if activation == "relu":
+        y = F.relu(y)
+    elif activation == "relu6":
+        y = F.relu6(y)
+    if y.ndim == 4:
+        y = y.float().mean(dim=(2, 3))
+    return y.reshape(y.shape[0], -1).float()
+
+
+class ImageEncoder:
+    """A frozen model plus forward hooks on its taps. Build via :func:`extract.encoders.build_image_encoder`."""
+
+    def __init__(
+        self,
+        name: str,
+        model: Any,
+        *,
+        main: Tap,
+        taps: tuple[Tap, ...],
+        dim: int,
+        preprocess: PreprocessConfig,
+        architecture: str,
+        weights_name: str,
+        weights_sha256: str,
+        trained_on: list[str],
+    ) -> None:
+        self.name = name
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.main = main
+        self.taps = taps
+        self.dim = dim
+        self.preprocess = preprocess
+        self.architecture = architecture
+        self.weights_name = weights_name
+        self.weights_sha256 = weights_sha256
+        self.trained_on = list(trained_on)
+        self.device = "cpu"
+        self.channels_last = False
+        self._captured: dict[str, Any] = {}
+        for tap in (main, *taps):
+            module = self.model.get_submodule(tap.module)
+            module.register_forward_hook(self._hook(tap.name))
+
+    @property
+    def random_init(self) -> bool:
+        return self.weights_name == RANDOM_INIT
+
+    @property
+    def key(self) -> str:
+        """Store key: the registry name, plus ``+random-init`` for random weights."""
+        return image_store_key(self.name, random_init=self.random_init)
+
+    @property
+    def layers(self) -> list[str]:
+        return [t.name for t in self.taps]
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            self._captured[name] = output
+
+        return hook
+
+    def to(self, device: str, *, channels_last: bool = False) -> ImageEncoder:
+        import torch
+
+        self.device = str(device)
+        self.channels_last = bool(channels_last)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = self.model.to(device=device, memory_format=fmt)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """The encoder part of the store provenance."""
+        return {
+            "modality": "image",
+            "architecture": self.architecture,
+            "weights_name": self.weights_name,
+            "weights_sha256": self.weights_sha256,
+            "preprocessing": self.preprocess.to_dict(),
+            "dim": self.dim,
+            "layers": self.layers,
+            "trained_on": list(self.trained_on),
+        }
+
+    def forward_taps(self, x: Any) -> tuple[Any, ...]:
+        """Pooled tap outputs ``(X, *taps)`` as float32 tensors for a batch already on the device."""
+        self._captured.clear()
+        try:
+            self.model(x)
+            return tuple(
+                pool_tap(self._captured[t.name], t.activation) for t in (self.main, *self.taps)
+            )
+        finally:
+            self._captured.clear()
+
+    def encode(self, batch: Any, *, autocast: bool = False) -> dict[str, np.ndarray]:
+        """Forward a float32 batch [n, C, H, W]; returns {'X': [n, dim], tap: [n, d_tap]}."""
+        import torch
+
+        x = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        device_type = torch.device(self.device).type
+        with torch.inference_mode(), torch.autocast(device_type, enabled=autocast):
+            pooled = self.forward_taps(x)
+        out = {
+            tap.name: np.ascontiguousarray(y.cpu().numpy(), dtype=np.float32)
+            for tap, y in zip((self.main, *self.taps), pooled, strict=True)
+        }
+        if out["X"].shape[1] != self.dim:
+            raise RuntimeError(f"{self.name}: expected dim {self.dim}, got {out['X'].shape[1]}")
+        return out

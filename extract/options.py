@@ -1,0 +1,86 @@
+"""ExtractOptions: the one frozen set of extraction options shared by the local and Dask paths."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+TEXT_MODES = ("both", "findings", "impression")
+
+# Fields that do not change what a run computes: left out of a Dask run's token so that a
+# repeated run with another progress/lock/flush setting resumes the same shards.
+_RUN_ONLY_FIELDS = ("limit", "progress", "lock_timeout", "flush_every")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """Everything ``pipeline extract`` can be told, besides the manifest, encoder and scheduler.
+
+    Built once (by the CLI from its flags, or by a Python caller) and handed unchanged to
+    :func:`extract.runner.run_extract` and :func:`extract.distributed.run_extract_distributed`,
+    so an option cannot reach one path and be dropped on the other.
+
+    ``num_workers=None``: min(4, CPUs) DataLoader decode workers (0 inside a daemonic
+    process such as a Dask worker, which cannot start children). ``progress=None``: a bar
+    only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
+    ``limit`` embeds only the first ``limit`` manifest rows. ``equalize`` applies histogram
+    equalisation (its own store key, ``<name>+eq``).
+    """
+
+    batch_size: int = 32
+    num_workers: int | None = None
+    device: str = "auto"
+    text_mode: str = "both"
+    mask_labels: bool = False
+    equalize: bool = False
+    limit: int | None = None
+    allow_random_weights: bool = False
+    allow_download: bool = False
+    lock_timeout: float = 0.0
+    flush_every: int = 1
+    progress: bool | None = None
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.batch_size) < 1 or int(self.flush_every) < 1:
+            raise ConfigError(
+                f"batch_size and flush_every must be >= 1 (got {self.batch_size}, "
+                f"{self.flush_every})"
+            )
+        if self.limit is not None and int(self.limit) < 0:
+            raise ConfigError(f"limit must be >= 0, got {self.limit}")
+        if self.num_workers is not None and int(self.num_workers) < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+        if float(self.lock_timeout) < 0:
+            raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
+        if self.text_mode not in TEXT_MODES:
+            raise ConfigError(
+                f"text mode {self.text_mode!r} is not one of {', '.join(TEXT_MODES)}"
+            )
+
+    @classmethod
+    def of(cls, options: ExtractOptions | None = None, **overrides: Any) -> ExtractOptions:
+        """``options`` (default: all defaults) with ``overrides`` applied; unknown names raise."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            from pipeline.helpers import did_you_mean
+
+            raise ConfigError(
+                f"unknown extract option(s) {unknown}.{did_you_mean(unknown[0], names)} "
+                f"Valid options: {', '.join(sorted(names))}"
+            )
+        base = options if options is not None else cls()
+        return dataclasses.replace(base, **overrides) if overrides else base
+
+    def token_fields(self) -> dict[str, Any]:
+        """The options that decide what a run computes (a Dask run's shard folder depends on them)."""
+        return {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in dataclasses.asdict(self).items()
+            if k not in _RUN_ONLY_FIELDS
+        }
