@@ -7,8 +7,7 @@ import numpy as np
 
 from classify.benchmark import run_benchmark
 from classify.experiment import experiment_from_dict
-from classify.report import write_report
-from tests.classify.conftest import write_store
+from tests.classify.conftest import render_report, write_store
 
 
 def test_new_store_computes_only_new_cells_and_report_has_both(toy_project, tmp_path):
@@ -35,6 +34,6 @@ def test_new_store_computes_only_new_cells_and_report_has_both(toy_project, tmp_
     assert {c.key for c in reused} == {c.key for c in first.cells if len(c.spec.stores) == 1}
     assert {c.key for c in reused} <= before
 
-    paths = write_report(second, tmp_path / "reports", comparisons=(), shuffles=())
+    paths = render_report(second, tmp_path / "reports", comparisons=(), shuffles=())
     html = paths["html"].read_text(encoding="utf-8")
     assert "txt2" in html and "img/single/smote/logistic" in html
