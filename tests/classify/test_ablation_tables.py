@@ -20,6 +20,7 @@ def toy_run(toy_project):
     return exp, run_benchmark(exp)
 
 
+@pytest.mark.slow  # a grid with attention fusion + refits of the shuffle test
 def test_ablation_shuffle_and_tables(toy_run):
     exp, res = toy_run
     abl = ablation_table(res, metrics=("roc_auc",))

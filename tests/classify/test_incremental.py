@@ -4,12 +4,14 @@ and the report then shows both the old and the new feature sets."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from classify.benchmark import run_benchmark
 from classify.experiment import experiment_from_dict
 from tests.classify.conftest import render_report, write_store
 
 
+@pytest.mark.slow  # a full grid computed twice
 def test_new_store_computes_only_new_cells_and_report_has_both(toy_project, tmp_path):
     cfg = toy_project["config"](stores="all", feature_sets={}, classifiers=["logistic", "knn"],
                                 fusions=["single", "concat"])
