@@ -172,7 +172,7 @@ def _dask_run(mpath: Path, root: Path, dataset: str, work: Path, base: dict[str,
     except ImportError:
         log.info("dask not installed: skipping the Dask run")
         return None, None
-    from classify.distributed import run_benchmark_on_dask
+    from classify.benchmark import run_benchmark_on_dask
 
     exp = experiment(mpath, root, dataset, work / "results" / "dask", n_jobs=2, **base)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

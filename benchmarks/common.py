@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.helpers import text_table
+
 log = logging.getLogger(__name__)
 
 
@@ -106,15 +108,8 @@ def render_markdown(table: BenchTable) -> str:
 
 def render_text(table: BenchTable) -> str:
     """Fixed-width plain-text table (what ``python -m benchmarks`` prints)."""
-    cells = [list(table.columns)] + [[fmt(v) for v in row] for row in table.rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(table.columns))]
-    out = [table.title, "-" * len(table.title)]
-    for k, row in enumerate(cells):
-        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    out += [f"  * {n}" for n in table.notes]
-    return "\n".join(out)
+    return text_table(table.columns, [[fmt(v) for v in row] for row in table.rows],
+                      title=f"{table.title}\n{'-' * len(table.title)}", notes=table.notes)
 
 
 def write_table(table: BenchTable, out_dir: Path) -> tuple[Path, Path]:

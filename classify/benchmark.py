@@ -17,7 +17,6 @@ Flow of :func:`run_benchmark`:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import time
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from classify.results_store import has_cell, iter_cell_docs, oof_frame, read_cel
 from classify.samplers import check_training_folds
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
+from pipeline.helpers import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ def open_stores(exp: Experiment) -> list[Any]:
         path = store_path(exp.features_root, exp.dataset, k)
         if not path.exists() and not path.with_name(path.name + ".parts").is_dir():
             on_disk = sorted(p.stem for p in path.parent.glob("*.h5"))
-            close = difflib.get_close_matches(k, on_disk, n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(k, on_disk)
             raise ConfigError(
                 f"{exp.source or 'experiment'}: store {k!r} listed in `stores` does not exist "
                 f"({path}).{hint} Stores of dataset {exp.dataset!r} on disk: "
@@ -303,6 +302,16 @@ def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
             (via :func:`classify.distributed.joblib_backend`; X and y are scattered once).
     """
     return _run(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
+
+
+def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int = -1,
+                          dry_run: bool = False) -> BenchmarkResult:
+    """:func:`run_benchmark` with its tasks on a Dask cluster (``n_jobs=-1``: every worker
+    thread of the cluster); ``scheduler`` is an address or a ``distributed.Client``."""
+    from classify.distributed import joblib_backend
+
+    with joblib_backend(scheduler):
+        return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run)
 
 
 def load_benchmark(experiment: Experiment) -> BenchmarkResult:

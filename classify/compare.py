@@ -35,6 +35,7 @@ import pandas as pd
 from classify.evaluate import HEADLINE
 from classify.results import BenchmarkResult, CellSpec
 from pipeline.errors import ConfigError
+from pipeline.helpers import text_table
 
 log = logging.getLogger(__name__)
 
@@ -291,12 +292,8 @@ def compare_runs(run_a: BenchmarkResult | Path | str, run_b: BenchmarkResult | P
 
 # ----------------------------------------------------------------------------- rendering
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    out = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-           "  " + "  ".join("-" * w for w in widths)]
-    out += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return out
+def _lines(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return text_table(header, rows, indent="  ").split("\n")
 
 
 def _f(x: float, fmt: str = ".4f") -> str:
@@ -317,11 +314,11 @@ def render_comparison_of_runs(result: RunComparison, metrics: Sequence[str] | No
     for title, refs in (("Only in A", result.only_a), ("Only in B", result.only_b)):
         if refs:
             out.append(f"{title} ({len(refs)}):")
-            out += _table(("cell", "key"), [(r.label, r.key) for r in refs])
+            out += _lines(("cell", "key"), [(r.label, r.key) for r in refs])
             out.append("")
     if result.changed:
         out.append(f"Same label, different key ({len(result.changed)}):")
-        out += _table(("cell", "key A", "key B", "why"),
+        out += _lines(("cell", "key A", "key B", "why"),
                       [(c.label, c.key_a, c.key_b, "; ".join(c.changes)) for c in result.changed])
         out.append("")
     d = result.differences
@@ -347,7 +344,7 @@ def render_comparison_of_runs(result: RunComparison, metrics: Sequence[str] | No
             rows.append(row)
         out.append("Mean scores on shared splits (d = mean B - A ± std of per-split "
                    "differences, when paired):")
-        out += _table(header, rows)
+        out += _lines(header, rows)
         out.append("")
     elif not result.changed:
         out.append("No matched cell changed: every shared label has the same key "

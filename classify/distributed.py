@@ -7,9 +7,8 @@ tasks go to the Dask cluster instead of local processes::
     with joblib_backend("tcp://10.0.0.5:8786", scatter=[fs.X, fs.y]):
         Parallel(n_jobs=-1)(delayed(run_split)(...) for ...)
 
-or, from outside, for a whole benchmark::
-
-    result = run_benchmark_on_dask(experiment, "tcp://10.0.0.5:8786")
+or, for a whole benchmark, :func:`classify.benchmark.run_benchmark_on_dask`.
+This module never imports :mod:`classify.benchmark` (no import cycle).
 
 Results are identical to a local run: every task is seeded and limited to
 ``threads_per_task`` BLAS threads, and joblib returns results in submission order.
@@ -98,14 +97,3 @@ def cluster_cores(client: Any) -> int:
     """Total worker threads of a cluster (the useful n_jobs)."""
     return max(1, int(sum(client.nthreads().values())))
 
-
-def run_benchmark_on_dask(experiment: Any, scheduler: Any, *, n_jobs: int = -1,
-                          dry_run: bool = False) -> Any:
-    """:func:`classify.benchmark.run_benchmark` with its tasks on the Dask cluster.
-
-    ``n_jobs=-1`` uses every worker thread of the cluster.
-    """
-    from classify.benchmark import run_benchmark
-
-    with joblib_backend(scheduler):
-        return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run)

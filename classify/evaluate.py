@@ -40,6 +40,19 @@ METRICS: dict[str, bool] = {
 HEADLINE = ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted",
             "roc_auc", "pr_auc", "mcc", "balanced_accuracy", "brier")
 
+#: Display titles of the headline metrics (tables of every renderer).
+COLUMN_TITLES = {
+    "accuracy": "Accuracy",
+    "precision_weighted": "Precision",
+    "recall_weighted": "Recall",
+    "f1_weighted": "F1",
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC",
+    "mcc": "MCC",
+    "balanced_accuracy": "Bal. acc",
+    "brier": "Brier",
+}
+
 
 def higher_is_better(metric: str) -> bool:
     return METRICS[metric]

@@ -36,7 +36,6 @@ root when run through ``make``/``python -m pipeline``).
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from classify.fusion import FUSIONS, build_fusion, fusion_arity
 from classify.models import CLASSIFIERS, build_classifier
 from classify.samplers import SAMPLERS
 from pipeline.errors import ConfigError, UnknownNameError
+from pipeline.helpers import did_you_mean
 
 COMPONENTS = ("fusion", "sampler", "classifier")
 
@@ -121,16 +121,11 @@ _TOP_KEYS = {
 _CV_KEYS = {"folds", "repeats", "seed"}
 
 
-def _did_you_mean(name: str, valid: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(valid), n=3, cutoff=0.5)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
 def _unknown_keys(where: str, got: Mapping[str, Any], valid: set[str], src: str) -> None:
     for key in got:
         if key not in valid:
             raise ConfigError(
-                f"{src}: unknown key {where}{key!r}.{_did_you_mean(key, sorted(valid))} "
+                f"{src}: unknown key {where}{key!r}.{did_you_mean(key, sorted(valid))} "
                 f"Valid keys: {', '.join(sorted(valid))}."
             )
 
@@ -189,7 +184,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
                 if k not in stores:
                     raise ConfigError(
                         f"{src}: feature_sets.{fs_name} uses store {k!r} which is not in "
-                        f"stores = {list(stores)}.{_did_you_mean(k, stores)} Add it to `stores`."
+                        f"stores = {list(stores)}.{did_you_mean(k, stores)} Add it to `stores`."
                     )
         if not feature_sets:
             feature_sets = default_feature_sets(stores)
@@ -204,7 +199,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
     for i, m in enumerate(metrics):
         if m not in METRICS:
             raise ConfigError(
-                f"{src}: metrics[{i}]: unknown metric {m!r}.{_did_you_mean(m, list(METRICS))} "
+                f"{src}: metrics[{i}]: unknown metric {m!r}.{did_you_mean(m, list(METRICS))} "
                 f"Valid names: {', '.join(METRICS)}."
             )
 

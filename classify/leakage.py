@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
 
 from classify.results import CellResult, StoreInfo
 
@@ -101,3 +105,58 @@ def pretraining_warnings(stores: Sequence[StoreInfo], *, dataset: str,
                 s.encoder_key, hits, dataset=dataset, family=source_dataset,
                 modality=s.modality, synthetic_images=synthetic_images))
     return out
+
+
+@dataclass(frozen=True)
+class LeakageSummary:
+    """The text-only ceiling next to the best cell of every feature set.
+
+    Attributes:
+        label_source: where the labels come from (``''`` = unknown).
+        ceiling: ``(cell, value, metric)`` of the best text-only cell, None without one.
+        ceiling_roc_auc: mean ROC AUC of that cell (NaN without one).
+        from_report: the labels are derived from the report text.
+        flagged: the ceiling is on ROC AUC, above :data:`TEXT_CEILING`, with labels from
+            the report text (label leakage).
+        table: one row per feature set: ``feature_set, kind`` (``image-only``/``text-only``/
+            ``fused``), ``best_cell, stores, roc_auc_mean, roc_auc_std, f1_weighted_mean,
+            f1_weighted_std, roc_auc_minus_text_ceiling, is_ceiling``.
+    """
+
+    label_source: str
+    ceiling: tuple[str, float, str] | None
+    ceiling_roc_auc: float
+    from_report: bool
+    flagged: bool
+    table: pd.DataFrame = field(hash=False)
+
+
+def leakage_summary(cells: Sequence[CellResult], label_source: str | None) -> LeakageSummary:
+    """Best cell (by mean ROC AUC) of every feature set with its gap to the text-only ceiling."""
+    ceiling = text_only_ceiling(cells)
+    ceil_auc = float("nan")
+    if ceiling is not None:
+        ceil_auc = next(c for c in cells if c.label == ceiling[0]).summary(CEILING_METRIC)[0]
+    groups: dict[str, list[CellResult]] = {}
+    for c in cells:
+        groups.setdefault(c.spec.feature_set, []).append(c)
+    rows = []
+    for fs_name, members in groups.items():
+        best = max(members, key=lambda c: (math.isfinite(c.summary("roc_auc")[0]),
+                                           np.nan_to_num(c.summary("roc_auc")[0], nan=-1.0)))
+        mods = set(best.spec.modalities)
+        kind = f"{mods.pop()}-only" if len(mods) == 1 else "fused"
+        auc, auc_sd = best.summary("roc_auc")
+        f1, f1_sd = best.summary("f1_weighted")
+        gap = auc - ceil_auc if math.isfinite(ceil_auc) else float("nan")
+        rows.append({"feature_set": fs_name, "kind": kind, "best_cell": best.label,
+                     "stores": ";".join(best.spec.stores), "roc_auc_mean": auc,
+                     "roc_auc_std": auc_sd, "f1_weighted_mean": f1, "f1_weighted_std": f1_sd,
+                     "roc_auc_minus_text_ceiling": gap,
+                     "is_ceiling": ceiling is not None and best.label == ceiling[0]})
+    src = str(label_source or "")
+    from_report = label_from_report(src)
+    flagged = bool(ceiling is not None and from_report and ceiling[2] == CEILING_METRIC
+                   and ceiling[1] > TEXT_CEILING)
+    return LeakageSummary(label_source=src, ceiling=ceiling, ceiling_roc_auc=ceil_auc,
+                          from_report=from_report, flagged=flagged, table=pd.DataFrame(rows))

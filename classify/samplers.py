@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import validate_data
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.registry import Registry
@@ -36,14 +37,21 @@ SAMPLERS: Registry[Any] = Registry("sampler")
 DEFAULT_SAMPLER = "smote"
 
 
+def _no_params(name: str, params: dict[str, Any]) -> None:
+    if params:
+        raise TypeError(f"sampler {name!r} takes no parameters, got {sorted(params)}")
+
+
 @SAMPLERS.register("none", uses_k=False, description="no resampling")
-def _none(random_state: int, **params: Any) -> None:
+def _none(random_state: Any, **params: Any) -> None:
+    _no_params("none", params)
     return None
 
 
 @SAMPLERS.register("class_weight", uses_k=False, class_weight=True,
                    description="no resampling; balanced class weights in the classifier")
-def _class_weight(random_state: int, **params: Any) -> None:
+def _class_weight(random_state: Any, **params: Any) -> None:
+    _no_params("class_weight", params)
     return None
 
 
@@ -100,13 +108,13 @@ class FoldSampler(BaseEstimator):
         params: extra parameters of that sampler (``k_neighbors`` for the SMOTE family).
         random_state: seed.
 
-    Fitted attributes (set by ``fit_resample``): ``counts_before_``, ``counts_after_``
-    (class code -> count), ``k_neighbors_`` (neighbours used, -1 if n/a),
+    Fitted attributes (set by ``fit_resample``): ``n_features_in_``, ``counts_before_``,
+    ``counts_after_`` (class code -> count), ``k_neighbors_`` (neighbours used, -1 if n/a),
     ``notes_`` (list of human-readable notes, e.g. k reduced).
     """
 
     def __init__(self, method: str = DEFAULT_SAMPLER, params: dict | None = None,
-                 random_state: int = 0) -> None:
+                 random_state: int | np.random.RandomState | None = 0) -> None:
         self.method = method
         self.params = params
         self.random_state = random_state
@@ -117,7 +125,7 @@ class FoldSampler(BaseEstimator):
 
     def fit_resample(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         entry = SAMPLERS.entry(self.method)
-        y = np.asarray(y)
+        X, y = validate_data(self, X, y, reset=True, dtype="numeric")
         params = dict(self.params or {})
         self.counts_before_ = _counts(y)
         self.k_neighbors_ = -1
@@ -160,6 +168,11 @@ class FoldSampler(BaseEstimator):
         log.debug("sampler %s: class counts %s -> %s", self.method,
                   self.counts_before_, self.counts_after_)
         return X_res, y_res
+
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # class counts need the labels
+        return tags
 
 
 def check_training_folds(samplers: Any, labels: Any, test_fold: np.ndarray) -> None:

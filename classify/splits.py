@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from classify.results import SplitPlanInfo
 from pipeline.errors import ConfigError, DataError
+from pipeline.helpers import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +126,6 @@ def _table(ids, groups, labels, tf) -> pd.DataFrame:  # noqa: ANN001
     return df
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def make_split_plan(
     ids: np.ndarray,
     labels: np.ndarray,
@@ -210,10 +203,10 @@ def make_split_plan(
         warnings=tuple(warnings),
     )
     if save and splits_dir is not None and not (csv_path.exists() and json_path.exists()):
-        _atomic_write(csv_path, raw)
+        atomic_write(csv_path, raw)
         meta = {k: v for k, v in info.__dict__.items() if k not in ("path", "warnings")}
         meta["label_rule"] = label_rule
-        _atomic_write(json_path, json.dumps(meta, indent=2, default=str).encode())
+        atomic_write(json_path, json.dumps(meta, indent=2, default=str).encode())
         log.info("wrote split plan %s (%d folds x %d repeats, hash %s)",
                  csv_path, n_folds, n_repeats, digest[:12])
     for w in warnings:

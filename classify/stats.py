@@ -51,6 +51,21 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """t-interval of the mean of ``values`` (NaNs ignored); ``(nan, nan)`` for < 2 values.
+
+    Over ``J`` CV splits this is ``mean ± t(0.975, J-1) · std / sqrt(J)``; the splits share
+    training data, so the interval is optimistic (too narrow).
+    """
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        return float("nan"), float("nan")
+    half = float(sps.t.ppf(0.5 + level / 2, len(v) - 1)) * float(v.std(ddof=1)) / np.sqrt(len(v))
+    m = float(v.mean())
+    return m - half, m + half
+
+
 def min_wilcoxon_p(n: int) -> float:
     """Smallest two-sided exact Wilcoxon signed-rank p-value with ``n`` non-zero pairs."""
     return 1.0 if n <= 0 else min(1.0, 2.0 / 2.0**n)

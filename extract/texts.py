@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pipeline.manifest import Manifest
     from pipeline.labels import LabelMask
+    from pipeline.manifest import Manifest
 
 
 def _clean(value: Any) -> str:

@@ -200,6 +200,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from classify.ablation import run_shuffle
+    from classify.analysis import analyse_benchmark
     from classify.benchmark import load_benchmark
     from classify.experiment import load_experiment
     from classify.report import write_report
@@ -220,10 +221,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "manifest_notes": manifest.meta.get("notes", []),
         "command": " ".join(sys.argv),
     }
+    analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"])
     paths = write_report(
-        benchmark,
+        analysis,
         args.artifacts / "reports",
-        shuffles=shuffles,
         experiment_text=Path(args.config).read_text(encoding="utf-8"),
         provenance=provenance,
     )

@@ -9,7 +9,7 @@ import pytest
 from classify.compare import compare_runs, render_comparison_of_runs
 from classify.results_store import cell_dir, write_cell
 from pipeline.errors import ConfigError
-from tests.classify.test_report import CLASSES, make_benchmark, make_cell
+from tests.classify.conftest import CLASSES, make_benchmark, make_cell
 
 IDS_A = {"densenet": "a" * 64, "minilm": "b" * 64}
 IDS_B = {"densenet": "d" * 64, "minilm": "b" * 64}  # densenet re-embedded (new content)

@@ -50,8 +50,7 @@ def test_dask_grid_equals_local_grid(toy_project, tmp_path) -> None:
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster, get_task_stream
 
-    from classify.benchmark import run_benchmark
-    from classify.distributed import run_benchmark_on_dask
+    from classify.benchmark import run_benchmark, run_benchmark_on_dask
     from classify.experiment import experiment_from_dict
 
     base = toy_project["config"](classifiers=["logistic", "knn"], cv={"folds": 3, "repeats": 1,

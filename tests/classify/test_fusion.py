@@ -80,3 +80,34 @@ def test_classify_does_not_import_torch_eagerly():
             "classify.tables, classify.ablation, classify.experiment; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_weighted_sum_weights_select_and_mix_the_blocks():
+    """Weight 1/0 reproduces one block's projection; weights are shares (scale-free)."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from classify.fusion import WeightedSumFusion
+
+    X, y = _data(n=200)
+    only_sig = WeightedSumFusion(BLOCKS, weights=[1.0, 0.0], dim=4).fit(X)
+    Z = only_sig.transform(X)
+    # the same as standardising + PCA of the first block alone, divided by its overall std
+    S = StandardScaler().fit_transform(X[:, :8])
+    P = PCA(n_components=4, random_state=0).fit(S).transform(S)
+    np.testing.assert_allclose(Z, P / P.std(), atol=1e-10)
+    # the noise block does not move the output when its weight is 0
+    X2 = X.copy()
+    X2[:, 8:] = np.random.default_rng(5).normal(size=(200, 12))
+    np.testing.assert_allclose(only_sig.transform(X2), Z, atol=1e-10)
+    # weights are normalised: (2, 2) == (1, 1); the equal mix is the mean of the two projections
+    eq = WeightedSumFusion(BLOCKS, weights=[1, 1], dim=4).fit(X).transform(X)
+    np.testing.assert_allclose(WeightedSumFusion(BLOCKS, weights=[2, 2], dim=4).fit(X)
+                               .transform(X), eq)
+    only_noise = WeightedSumFusion(BLOCKS, weights=[0.0, 1.0], dim=4).fit(X).transform(X)
+    np.testing.assert_allclose(eq, 0.5 * Z + 0.5 * only_noise, atol=1e-10)
+    # the informative block carries the class signal, the noise block does not
+    gap = lambda Z: np.linalg.norm(Z[y == 1].mean(0) - Z[y == 0].mean(0))  # noqa: E731
+    assert gap(Z) > 1.0 and gap(Z) > 3 * gap(only_noise)
+    with pytest.raises(ConfigError, match="2 non-negative numbers"):
+        WeightedSumFusion(BLOCKS, weights=[1.0, -1.0]).fit(X)

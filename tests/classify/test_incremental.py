@@ -4,13 +4,14 @@ and the report then shows both the old and the new feature sets."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from classify.benchmark import run_benchmark
 from classify.experiment import experiment_from_dict
-from classify.report import write_report
-from tests.classify.conftest import write_store
+from tests.classify.conftest import render_report, write_store
 
 
+@pytest.mark.slow  # a full grid computed twice
 def test_new_store_computes_only_new_cells_and_report_has_both(toy_project, tmp_path):
     cfg = toy_project["config"](stores="all", feature_sets={}, classifiers=["logistic", "knn"],
                                 fusions=["single", "concat"])
@@ -35,6 +36,6 @@ def test_new_store_computes_only_new_cells_and_report_has_both(toy_project, tmp_
     assert {c.key for c in reused} == {c.key for c in first.cells if len(c.spec.stores) == 1}
     assert {c.key for c in reused} <= before
 
-    paths = write_report(second, tmp_path / "reports", comparisons=(), shuffles=())
+    paths = render_report(second, tmp_path / "reports", comparisons=(), shuffles=())
     html = paths["html"].read_text(encoding="utf-8")
     assert "txt2" in html and "img/single/smote/logistic" in html

@@ -10,9 +10,7 @@ import pytest
 
 from classify import leakage
 from classify.results import StoreInfo
-
-from .conftest import write_store
-from .test_report import make_benchmark, make_cell
+from tests.classify.conftest import make_benchmark, make_cell, render_report, write_store
 
 
 def _text_cell(auc: float, classifier: str = "logistic"):  # noqa: ANN202
@@ -71,12 +69,10 @@ def test_pretraining_warning_uses_family_not_substring():
 def test_report_shows_ceiling_next_to_fused_and_warns(tmp_path):
     from dataclasses import replace
 
-    from classify import report
-
     bench = replace(make_benchmark(tmp_path, cells=(make_cell("logistic", seed=1),
                                                     _text_cell(0.99))),
                     label_source="mesh:report")
-    page = report.write_report(bench, tmp_path, comparisons=(), ablation=None)["html"].read_text()
+    page = render_report(bench, tmp_path, comparisons=(), ablation=None)["html"].read_text()
     summary = page.split('id="summary"')[1].split("</section>")[0]
     assert "LABEL LEAKAGE" in summary
     assert "Text-only ceiling vs image-only and fused" in summary and "fused/attention" in summary
@@ -85,7 +81,7 @@ def test_report_shows_ceiling_next_to_fused_and_warns(tmp_path):
 
     ext = replace(bench, label_source="external")
     out = tmp_path / "ext"
-    page = report.write_report(ext, out, comparisons=(), ablation=None)["html"].read_text()
+    page = render_report(ext, out, comparisons=(), ablation=None)["html"].read_text()
     box = page.split('id="warnings"')[1].split("</section>")[0]
     assert "text-only ceiling" not in box and "LABEL LEAKAGE" not in page
     assert "Text-only ceiling vs image-only and fused" in page  # always shown

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from classify import plots
+from classify.report import plots
+from classify.report.plots.statistics import cliques, pmatrix
 from classify.results import AblationResult
-from tests.classify.test_report import (
+from tests.classify.conftest import (
     make_ablation,
     make_benchmark,
     make_cell,
@@ -102,8 +103,8 @@ def test_critical_difference_diagram(bench):  # noqa: ANN001
 
 
 def test_cliques():
-    assert plots._cliques([1.0, 1.5, 2.0, 3.5], 1.1) == [(0, 2)]
-    assert plots._cliques([1.0, 3.0, 5.0], 1.0) == []
+    assert cliques([1.0, 1.5, 2.0, 3.5], 1.1) == [(0, 2)]
+    assert cliques([1.0, 3.0, 5.0], 1.0) == []
 
 
 def test_pvalue_heatmaps(bench):  # noqa: ANN001
@@ -112,9 +113,9 @@ def test_pvalue_heatmaps(bench):  # noqa: ANN001
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles[0].startswith("Nadeau-Bengio corrected") and "Wilcoxon" in titles[-1]
     texts = _texts(fig)
-    assert "0.020*" in texts  # significant NB p marked
+    assert "0.0200*" in texts  # significant NB p marked
     assert "n/a" in texts  # Wilcoxon not computed with 4 splits
-    m = plots._pmatrix(cmp.pairwise, cmp.cells, "nb_p")
+    m = pmatrix(cmp.pairwise, cmp.cells, "nb_p")
     assert m[0, 1] == m[1, 0] == pytest.approx(0.01 * 2) and np.isnan(m[0, 0])
 
 

@@ -2,174 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import html.parser
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from classify.results import (
-    ATTENTION_COLUMNS,
-    COUNT_COLUMNS,
-    FOLD_COLUMNS,
-    SCORE_COLUMNS,
-    AblationResult,
-    BenchmarkResult,
-    CellResult,
-    CellSpec,
-    ComparisonResult,
-    DataReport,
-    PlannedCell,
-    ShuffleResult,
-    SplitPlanInfo,
-    StoreInfo,
+from classify.analysis import analyse_benchmark, build_report_inputs
+from classify.results import BenchmarkResult
+from classify.stats import t_interval
+from pipeline.errors import ConfigError
+from tests.classify.conftest import (
+    make_ablation,
+    make_benchmark,
+    make_cell,
+    make_comparison,
+    make_shuffle,
+    render_report,
 )
-
-CLASSES = ("abnormal", "normal")
-METRICS = ("accuracy", "balanced_accuracy", "precision_weighted", "recall_weighted",
-           "f1_weighted", "roc_auc", "pr_auc", "mcc", "brier")
-# mean accuracy of each cell over the 4 splits (the per-split values average to these exactly)
-ACCURACY = {"logistic": 0.813, "random_forest": 0.737, "knn": 0.665, "mlp": 0.701}
-
-
-def make_cell(classifier: str, *, fusion: str = "attention", sampler: str = "smote",
-              feature_set: str = "fused", seed: int = 0, n: int = 40,
-              stores: tuple[str, ...] = ("densenet", "minilm"),
-              modalities: tuple[str, ...] = ("image", "text"),
-              key: str | None = None, status: str = "computed",
-              accuracy: float | None = None,
-              overrides: dict[str, float] | None = None) -> CellResult:
-    """One cell: 2 classes, 2 repeats x 2 folds, seeded scores and OOF probabilities."""
-    rng = np.random.default_rng(seed)
-    spec = CellSpec(feature_set, stores, modalities, fusion, sampler, classifier)
-    key = key or hashlib.sha256(spec.label.encode()).hexdigest()[:16]
-    acc = ACCURACY[classifier] if accuracy is None else accuracy
-    rows = []
-    offsets = np.array([-0.03, 0.01, 0.03, -0.01])  # sums to 0: mean accuracy is exactly `acc`
-    for i, (r, f) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-        for m in METRICS:
-            v = acc + offsets[i] if m == "accuracy" else float(rng.uniform(0.55, 0.95))
-            if m == "brier":
-                v = float(rng.uniform(0.1, 0.3))
-            if overrides and m in overrides:
-                v = overrides[m] + offsets[i] / 10
-            rows.append((key, r, f, m, v))
-    scores = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
-    ids = np.array([f"s{i:03d}" for i in range(n)])
-    y = np.array([CLASSES[i % 3 == 0] for i in range(n)])  # 1/3 normal
-    oof = []
-    for r in range(2):
-        p_norm = np.clip((y == "normal") * 0.35 + rng.uniform(0, 0.65, n), 0, 1)
-        fold = (np.arange(n) + r) % 2
-        df = pd.DataFrame({"sample_id": ids, "repeat": r, "fold": fold, "y_true": y,
-                           "y_pred": np.where(p_norm > 0.5, "normal", "abnormal"),
-                           "proba:abnormal": 1 - p_norm, "proba:normal": p_norm})
-        oof.append(df)
-    counts = []
-    for r in range(2):
-        for f in range(2):
-            counts += [(key, r, f, "before", "abnormal", 14), (key, r, f, "before", "normal", 6)]
-            after = 14 if sampler == "smote" else 6
-            counts += [(key, r, f, "after", "abnormal", 14), (key, r, f, "after", "normal", after)]
-    folds = pd.DataFrame([(key, r, f, 20, 20, 0.5, 0.01, 5 if sampler == "smote" else -1)
-                          for r in range(2) for f in range(2)], columns=list(FOLD_COLUMNS))
-    att = None
-    if fusion == "attention":
-        w = rng.uniform(0.3, 0.7, 4)
-        att = pd.DataFrame(
-            [(key, r, f, s, mod, float(w[2 * r + f] if s == stores[0] else 1 - w[2 * r + f]))
-             for r in range(2) for f in range(2) for s, mod in zip(stores, modalities, strict=True)],
-            columns=list(ATTENTION_COLUMNS))
-    return CellResult(spec=spec, key=key, scores=scores, oof=pd.concat(oof, ignore_index=True),
-                      class_counts=pd.DataFrame(counts, columns=list(COUNT_COLUMNS)),
-                      folds=folds, fit_seconds=2.0, attention=att, status=status)
-
-
-def make_benchmark(tmp_path=None, cells=None) -> BenchmarkResult:  # noqa: ANN001
-    cells = cells or (make_cell("logistic", seed=1), make_cell("random_forest", seed=2),
-                      make_cell("knn", seed=3, status="reused"))
-    from pathlib import Path
-
-    root = Path(tmp_path) if tmp_path is not None else Path("/nonexistent")
-    stores = (StoreInfo("densenet", "image", 1024, "a" * 64, root / "densenet.h5",
-                        trained_on=("nih", "openi"), n_failed=1),
-              StoreInfo("minilm", "text", 384, "b" * 64, root / "minilm.h5"))
-    data = DataReport(n_samples=40, classes=CLASSES, class_counts={"abnormal": 26, "normal": 14},
-                      positive_label="abnormal", stores=stores,
-                      dropped={"missing from store densenet": ("s900", "s901")})
-    split = SplitPlanInfo(hash="c" * 64, path=root / "plan.csv", n_folds=2, n_repeats=2, seed=7,
-                          n_samples=40, n_groups=40, class_counts={"abnormal": 26, "normal": 14},
-                          test_train_ratio=1.0)
-    planned = tuple(PlannedCell(c.spec, c.key, "compute" if c.status == "computed" else "reuse",
-                                "never run" if c.status == "computed" else "stored result found")
-                    for c in cells)
-    return BenchmarkResult(
-        experiment="openi demo", dataset="openi", label_rule="mesh:normal-vs-abnormal", data=data,
-        split=split, planned=planned, cells=tuple(cells),
-        n_computed=sum(c.status == "computed" for c in cells),
-        n_reused=sum(c.status == "reused" for c in cells), metrics=METRICS,
-        results_dir=root / "results", wall_seconds=12.5,
-        warnings=("pretraining overlap: store densenet was trained on ['openi']",))
-
-
-def make_comparison(bench: BenchmarkResult, *, wilcoxon: bool = False) -> ComparisonResult:
-    labels = [c.label for c in bench.cells]
-    rows = []
-    for i in range(len(labels)):
-        for j in range(i + 1, len(labels)):
-            p = 0.01 * (i + j + 1)
-            rows.append({"a": labels[i], "b": labels[j], "mean_a": 0.8, "mean_b": 0.7,
-                         "mean_diff": 0.1, "nb_t": 2.5, "nb_df": 3, "nb_p": p,
-                         "nb_p_holm": min(1.0, 3 * p), "wilcoxon_stat": 0.0 if wilcoxon else np.nan,
-                         "wilcoxon_p": 0.04 if wilcoxon else np.nan,
-                         "wilcoxon_p_holm": 0.12 if wilcoxon else np.nan, "rank_biserial": 1.0,
-                         "n_pairs": 4, "nb_significant": 3 * p < 0.05,
-                         "wilcoxon_significant": False})
-    ranks = pd.Series([1.25, 2.0, 2.75], index=labels).sort_values()
-    return ComparisonResult(
-        metric="accuracy", higher_is_better=True, cells=tuple(labels), n_splits=4,
-        test_train_ratio=1.0, alpha=0.05, pairwise=pd.DataFrame(rows), average_ranks=ranks,
-        friedman_stat=6.5, friedman_p=0.0388, nemenyi_cd=1.66,
-        nemenyi_p=pd.DataFrame(np.full((3, 3), 0.2), index=labels, columns=labels),
-        min_wilcoxon_p=0.125, warnings=("CV folds overlap: Wilcoxon/Friedman are optimistic",))
-
-
-def make_ablation() -> AblationResult:
-    rows = []
-    for clf, base in (("logistic", 0.8), ("random_forest", 0.75)):
-        for k, variant in enumerate(("image-only", "text-only", "concat", "attention")):
-            rows.append({"classifier": clf, "variant": variant,
-                         "cell": f"x/{variant}/smote/{clf}", "metric": "accuracy",
-                         "mean": base + 0.02 * k, "std": 0.01, "n": 4})
-    att = pd.DataFrame({"classifier": ["logistic", "logistic"], "store": ["densenet", "minilm"],
-                        "modality": ["image", "text"], "weight": [0.35, 0.65]})
-    return AblationResult(metrics=("accuracy",), table=pd.DataFrame(rows), attention_weights=att,
-                          warnings=("text-only ceiling near 1.0",))
-
-
-def make_shuffle(cell: CellResult) -> ShuffleResult:
-    summary = pd.DataFrame({"store": ["densenet", "minilm"], "modality": ["image", "text"],
-                            "baseline_mean": [0.81, 0.81], "shuffled_mean": [0.78, 0.61],
-                            "drop_mean": [0.03, 0.20], "drop_std": [0.01, 0.04],
-                            "n_splits": [4, 4]})
-    per = pd.DataFrame({"repeat": [0], "fold": [0], "store": ["densenet"], "permutation": [0],
-                        "baseline": [0.8], "shuffled": [0.77], "drop": [0.03]})
-    return ShuffleResult(cell=cell.label, key=cell.key, metric="accuracy", n_permutations=5,
-                         per_split=per, summary=summary)
-
-
-# =========================================================================== tests
-import base64  # noqa: E402
-import html.parser  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from classify import report  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("fig-roc", "fig-pr", "fig-confusion", "fig-boxplot", "fig-cd", "fig-pvalues",
@@ -207,7 +63,7 @@ def full_report(tmp_path_factory):  # noqa: ANN001, ANN201
     """One report with every section given explicitly (rendered once for the module)."""
     out = tmp_path_factory.mktemp("reports")
     bench = make_benchmark(out)
-    paths = report.write_report(
+    paths = render_report(
         bench, out, comparisons=[make_comparison(bench)], ablation=make_ablation(),
         shuffles=[make_shuffle(bench.cells[0])],
         experiment_text='name = "openi demo"\n[cv]\nfolds = 2  # <script>\n',
@@ -263,7 +119,7 @@ def test_classifier_table_numbers_and_best(full_report):  # noqa: ANN001
     assert list(csv["Algorithm"]) == ["logistic", "random_forest", "knn"]
     assert csv.loc[0, "accuracy_mean"] == pytest.approx(0.813)
     assert csv.loc[0, "accuracy_n"] == 4
-    lo, hi = report.t_interval(make_benchmark().cells[0].metric_values("accuracy"))
+    lo, hi = t_interval(make_benchmark().cells[0].metric_values("accuracy"))
     assert csv.loc[0, "accuracy_ci_low"] == pytest.approx(lo)
     assert csv.loc[0, "accuracy_ci_high"] == pytest.approx(hi)
     best_brier = csv["brier_mean"].idxmin()
@@ -312,7 +168,7 @@ def test_text_only_ceiling_warns(tmp_path):  # noqa: ANN001
     text = make_cell("logistic", fusion="single", feature_set="text", stores=("minilm",),
                      modalities=("text",), seed=5, overrides={"roc_auc": 0.99})
     bench = make_benchmark(tmp_path, cells=(make_cell("logistic", seed=1), text))
-    paths = report.write_report(bench, tmp_path, comparisons=(), ablation=None,
+    paths = render_report(bench, tmp_path, comparisons=(), ablation=None,
                                 provenance={"label_source": "mesh:report"})
     page = paths["html"].read_text()
     box = page.split('id="warnings"')[1].split("</section>")[0]
@@ -335,10 +191,10 @@ def _tags(page: str) -> list[tuple[str, dict[str, str]]]:
 
 def test_rerun_replaces_stale_tables(tmp_path):  # noqa: ANN001
     bench = make_benchmark(tmp_path)
-    first = report.write_report(bench, tmp_path, comparisons=(), ablation=make_ablation(),
+    first = render_report(bench, tmp_path, comparisons=(), ablation=make_ablation(),
                                 shuffles=[make_shuffle(bench.cells[0])])
     assert (first["csv_dir"] / "modality-shuffle.csv").is_file()
-    second = report.write_report(bench, tmp_path, comparisons=(), ablation=None)
+    second = render_report(bench, tmp_path, comparisons=(), ablation=None)
     assert second == first
     assert not (second["csv_dir"] / "modality-shuffle.csv").exists()
     assert not (second["latex_dir"] / "modality-shuffle.tex").exists()
@@ -347,10 +203,10 @@ def test_rerun_replaces_stale_tables(tmp_path):  # noqa: ANN001
 
 def test_computes_missing_inputs_via_teammate_modules(tmp_path):  # noqa: ANN001
     bench = make_benchmark(tmp_path)
-    inputs = report.build_report_inputs(bench)
+    inputs = build_report_inputs(bench)
     assert len(inputs.comparisons) == 1 and inputs.comparisons[0].metric == "roc_auc"
     assert inputs.ablation is not None
-    paths = report.write_report(bench, tmp_path)
+    paths = render_report(bench, tmp_path)
     ids = {a.get("id") for t, a in _tags(paths["html"].read_text()) if t == "img"}
     assert {"fig-cd", "fig-pvalues", "fig-attention"} <= ids
 
@@ -359,18 +215,19 @@ def test_dry_run_is_refused(tmp_path):  # noqa: ANN001
     bench = make_benchmark(tmp_path)
     dry = BenchmarkResult(**{**bench.__dict__, "cells": (), "dry_run": True})
     with pytest.raises(ConfigError, match="dry run"):
-        report.write_report(dry, tmp_path)
+        analyse_benchmark(dry)
 
 
 def test_t_interval():
-    lo, hi = report.t_interval([1.0, 2.0, 3.0, 4.0])
+    lo, hi = t_interval([1.0, 2.0, 3.0, 4.0])
     assert (lo + hi) / 2 == pytest.approx(2.5)
     assert hi - lo == pytest.approx(2 * 3.182446305 * 1.290994449 / 2)
-    assert all(np.isnan(report.t_interval([1.0])))
+    assert all(np.isnan(t_interval([1.0])))
 
 
 def test_import_does_not_load_matplotlib():
-    code = "import sys, classify.report, classify.plots; print('matplotlib' in sys.modules)"
+    code = ("import sys, classify.report, classify.report.plots, classify.analysis; "
+            "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"

@@ -102,3 +102,35 @@ def test_compare_cells_table_and_refusal():
     assert small.pairwise["wilcoxon_p"].isna().all()
     assert any("Wilcoxon refused" in w for w in small.warnings)
     assert small.friedman_p is None
+
+
+# Reference: scikit-posthocs 0.17.1, ``posthoc_nemenyi_friedman(NEMENYI_DATA)`` (rows = blocks,
+# columns = treatments), values pasted below; the optional live check re-runs it.
+NEMENYI_DATA = np.array([
+    [0.81, 0.78, 0.74, 0.80], [0.83, 0.79, 0.75, 0.78], [0.80, 0.77, 0.76, 0.79],
+    [0.85, 0.80, 0.73, 0.81], [0.82, 0.81, 0.72, 0.77], [0.84, 0.76, 0.74, 0.80],
+    [0.79, 0.78, 0.77, 0.76], [0.86, 0.82, 0.75, 0.83], [0.83, 0.80, 0.71, 0.79],
+    [0.81, 0.79, 0.76, 0.82]])
+NEMENYI_REFERENCE = np.array([
+    [1.0, 4.626765577877e-02, 7.362089364249e-06, 1.096113529818e-01],
+    [4.626765577877e-02, 1.0, 1.096113529818e-01, 9.857232855453e-01],
+    [7.362089364249e-06, 1.096113529818e-01, 1.0, 4.626765577877e-02],
+    [1.096113529818e-01, 9.857232855453e-01, 4.626765577877e-02, 1.0]])
+
+
+def test_nemenyi_pvalues_match_scikit_posthocs():
+    from classify.stats import average_ranks, nemenyi_pvalues
+
+    ranks = average_ranks(NEMENYI_DATA, higher_better=True)
+    np.testing.assert_allclose(ranks, [1.1, 2.6, 3.9, 2.4])
+    p = nemenyi_pvalues(ranks, NEMENYI_DATA.shape[0])
+    np.testing.assert_allclose(p, NEMENYI_REFERENCE, rtol=1e-9, atol=1e-12)
+
+
+def test_nemenyi_pvalues_match_installed_scikit_posthocs():
+    sp = pytest.importorskip("scikit_posthocs")
+    from classify.stats import average_ranks, nemenyi_pvalues
+
+    p = nemenyi_pvalues(average_ranks(NEMENYI_DATA, True), NEMENYI_DATA.shape[0])
+    np.testing.assert_allclose(p, sp.posthoc_nemenyi_friedman(NEMENYI_DATA).to_numpy(),
+                               rtol=1e-9, atol=1e-12)

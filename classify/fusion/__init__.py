@@ -1,0 +1,53 @@
+"""Fusion transformers: turn a multi-block feature matrix into one vector per sample.
+
+All are scikit-learn transformers fitted inside the CV fold (first step of the cell
+pipeline), clone()-able, with ``get_feature_names_out``; they address modalities
+through the ``blocks`` parameter: ``((name, start, stop), ...)`` column ranges (see
+:func:`classify.features.blocks_spec`).
+
+Registered fusions (``FUSIONS``), one module per family:
+
+* :mod:`classify.fusion.simple`: ``single`` (one block as is), ``concat`` (per-block
+  standardisation and optional PCA/FastICA, then concatenation), ``weighted_sum``
+  (blocks projected to a common PCA space and summed with fixed weights).
+* :mod:`classify.fusion.attention`: ``attention``, learned attention over modalities;
+  torch is imported only inside ``fit``; ``transform`` is pure numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import BaseEstimator
+
+from classify.fusion.attention import AttentionFusion
+from classify.fusion.base import FUSIONS, BlockFusion, BlocksSpec, resolve_blocks
+from classify.fusion.simple import ConcatFusion, SingleFusion, WeightedSumFusion
+from pipeline.errors import ConfigError
+
+__all__ = [
+    "FUSIONS", "AttentionFusion", "BlockFusion", "BlocksSpec", "ConcatFusion", "SingleFusion",
+    "WeightedSumFusion", "build_fusion", "fusion_arity", "resolve_blocks",
+]
+
+
+def build_fusion(
+    name: str, blocks: BlocksSpec, *, random_state: int = 0, **params: Any
+) -> BaseEstimator:
+    """Instantiate fusion ``name`` for ``blocks`` with ``params`` (ConfigError on bad params)."""
+    cls = FUSIONS.get(name)
+    kwargs = dict(params)
+    if "random_state" in cls().get_params():
+        kwargs.setdefault("random_state", random_state)
+    try:
+        return cls(blocks=blocks, **kwargs)
+    except TypeError:
+        valid = sorted(set(cls().get_params()) - {"blocks"})
+        raise ConfigError(
+            f"fusion {name!r} got unknown parameter(s) {sorted(params)}; valid: {', '.join(valid)}"
+        ) from None
+
+
+def fusion_arity(name: str) -> str:
+    """``"one"`` if fusion ``name`` takes a single store, ``"many"`` if it needs >= 2."""
+    return str(FUSIONS.meta(name)["n_blocks"])
