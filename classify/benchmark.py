@@ -326,6 +326,9 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     t_start = time.perf_counter()
     exp = experiment
     n_jobs = exp.n_jobs if n_jobs is None else n_jobs
+    if n_jobs == 0:
+        raise ConfigError("n_jobs = 0 runs nothing: use a positive number of parallel fits, or -1 "
+                          "for all cores")
     fs, rule_id = load_feature_set(exp)
     plan = make_split_plan(
         fs.ids, np.asarray(fs.classes, dtype=object)[fs.y], fs.groups,

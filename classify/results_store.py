@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from classify.results import CellResult, CellSpec
-from pipeline.errors import is_os_fault, os_errno, os_faults, storage_error
+from pipeline.errors import PipelineError, is_os_fault, os_errno, os_faults, storage_error
 from pipeline.helpers import atomic_write, fsync_dir, fsync_file
 from pipeline.quarantine import QUARANTINE, move_aside
 
@@ -54,7 +54,7 @@ CHECKSUMS = "SHA256SUMS"
 _ACCESS = (errno.EACCES, errno.EPERM)
 
 
-class CellDamagedError(Exception):
+class CellDamagedError(PipelineError):
     """A stored cell failed verification or could not be parsed (it must be recomputed)."""
 
 

@@ -286,6 +286,7 @@ def run_extract(
     progress: bool | None = None,
     channels_last: bool = True,
     lock_timeout: float = 0.0,
+    rebuild: bool = False,
 ) -> ExtractSummary:
     """Embed the rows of ``manifest`` with ``encoder`` into ``<features_root>/<dataset>/<key>.h5``.
 
@@ -296,6 +297,7 @@ def run_extract(
     ``num_workers=None`` uses min(4, CPUs) DataLoader workers for images.
     ``progress=None`` shows a bar only when stderr is a terminal. ``channels_last``
     (default on) runs convolutions in NHWC layout, faster on CPU and CUDA alike.
+    ``rebuild`` moves an existing store (e.g. a damaged one) to quarantine and embeds all rows.
     """
     if batch_size < 1 or flush_every < 1:
         raise ConfigError(
@@ -311,6 +313,7 @@ def run_extract(
         flush_every=flush_every,
         progress=progress,
         lock_timeout=lock_timeout,
+        rebuild=rebuild,
         started=started,
     )
     if modality == "image":
@@ -411,6 +414,7 @@ def _run_image(
     flush_every: int,
     progress: bool | None,
     lock_timeout: float,
+    rebuild: bool,
     started: float,
 ) -> ExtractSummary:
     from torch.utils.data import DataLoader
@@ -441,7 +445,7 @@ def _run_image(
     failed: dict[str, str] = {}
     n_embedded = 0
     loop_seconds = 0.0
-    with StoreWriter(path, provenance, lock_timeout=lock_timeout) as writer:
+    with StoreWriter(path, provenance, lock_timeout=lock_timeout, rebuild=rebuild) as writer:
         done = writer.done_ids
         todo = [sid for sid in ids if sid not in done]
         n_skipped = len(ids) - len(todo)
@@ -517,6 +521,7 @@ def _run_text(
     flush_every: int,
     progress: bool | None,
     lock_timeout: float,
+    rebuild: bool,
     started: float,
 ) -> ExtractSummary:
     from extract.devices import configure_determinism, resolve_device
@@ -556,7 +561,7 @@ def _run_text(
     failed: dict[str, str] = {}
     n_embedded = n_truncated = 0
     loop_seconds = 0.0
-    with StoreWriter(path, provenance, lock_timeout=lock_timeout) as writer:
+    with StoreWriter(path, provenance, lock_timeout=lock_timeout, rebuild=rebuild) as writer:
         done = writer.done_ids
         todo = [sid for sid in ids if sid not in done]
         n_skipped = len(ids) - len(todo)

@@ -69,9 +69,9 @@ class StorageError(PipelineError, OSError):
     a missing folder). The message names the path, the operation and the fix."""
 
 _FIXES = {
-    errno.EACCES: "give this user write access to it (e.g. `chmod u+w` on the folder) or point "
+    errno.EACCES: "give this user access to it (e.g. `chmod u+rwX` on the folder) or point "
                   "--artifacts at a folder you can write",
-    errno.EPERM: "give this user write access to it or point --artifacts at a folder you can write",
+    errno.EPERM: "give this user access to it or point --artifacts at a folder you can write",
     errno.EROFS: "the file system is mounted read-only: remount it read-write or point --artifacts "
                  "at a writable disk",
     errno.ENOSPC: "the disk is full: free some space (see `df -h`) and run the same command again; "
