@@ -103,9 +103,13 @@ def run_benchmark_on_dask(experiment: Any, scheduler: Any, *, n_jobs: int = -1,
                           dry_run: bool = False) -> Any:
     """:func:`classify.benchmark.run_benchmark` with its tasks on the Dask cluster.
 
-    ``n_jobs=-1`` uses every worker thread of the cluster.
+    ``n_jobs=-1`` uses every worker thread of the cluster. The scheduler is passed on, so
+    the feature matrix and labels are pre-scattered once (``scatter=[X, y]``). Without that,
+    joblib's Dask backend scatters them lazily and tracks them in its per-call
+    ``_WeakKeyDictionary``, whose weakref finaliser (``on_destroy``: ``del self._data[key]``)
+    raises KeyError when the array is freed after the call cleared that mapping; that
+    "Exception ignored" made a CI run fail (issue 11, observation 13).
     """
     from classify.benchmark import run_benchmark
 
-    with joblib_backend(scheduler):
-        return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run)
+    return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
