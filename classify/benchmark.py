@@ -43,7 +43,13 @@ from classify.results import (
     PlannedCell,
     cell_key,
 )
-from classify.results_store import has_cell, iter_cell_docs, oof_frame, read_cell, write_cell
+from classify.results_store import (
+    iter_cell_docs,
+    oof_frame,
+    open_cell,
+    quarantine_dir,
+    write_cell,
+)
 from classify.samplers import check_training_folds
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
@@ -330,6 +336,9 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     t_start = time.perf_counter()
     exp = experiment
     n_jobs = exp.n_jobs if n_jobs is None else n_jobs
+    if n_jobs == 0:
+        raise ConfigError("n_jobs = 0 runs nothing: use a positive number of parallel fits, or -1 "
+                          "for all cores")
     fs, rule_id = load_feature_set(exp)
     plan = make_split_plan(
         fs.ids, np.asarray(fs.classes, dtype=object)[fs.y], fs.groups,
@@ -342,6 +351,8 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     history = list(iter_cell_docs(exp.results_dir))
     planned: list[PlannedCell] = []
     seen: set[str] = set()
+    results: dict[str, CellResult] = {}
+    damaged: list[str] = []
     for spec in specs:
         key = cell_key(spec, dataset=exp.dataset, label_rule=rule_id,
                        store_identities=meta["store_identities"], split_hash=plan.hash,
@@ -351,8 +362,15 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
                         spec.label)
             continue
         seen.add(key)
-        if has_cell(exp.results_dir, key):
+        # a stored cell is verified before use; a damaged one goes to quarantine (not in a
+        # dry run) and is recomputed
+        cell, problem = open_cell(exp.results_dir, key, quarantine=not dry_run)
+        if cell is not None:
+            results[key] = cell
             planned.append(PlannedCell(spec, key, "reuse", "stored result found"))
+        elif problem is not None:
+            damaged.append(f"{key} ({spec.label}): {problem}")
+            planned.append(PlannedCell(spec, key, "compute", f"stored result damaged: {problem}"))
         else:
             planned.append(PlannedCell(spec, key, "compute", _reason(spec, meta, history)))
     n_compute = sum(p.action == "compute" for p in planned)
@@ -363,17 +381,20 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     common = dict(dataset=exp.dataset, experiment=exp.name, label_rule=rule_id,
                   data=fs.report, split=plan.info, planned=tuple(planned), metrics=exp.metrics,
                   results_dir=exp.results_dir, **prov)
+    extra: list[str] = []
+    if damaged:
+        then = ("will be moved to quarantine and recomputed" if dry_run else
+                f"were moved to {quarantine_dir(exp.results_dir)} and "
+                + ("are recomputed" if compute else "are left out (run `pipeline classify` to "
+                   "recompute them)"))
+        extra.append(f"{len(damaged)} stored cell(s) failed verification and {then}: "
+                     + "; ".join(damaged))
     if dry_run:
         return BenchmarkResult(cells=(), n_computed=0, n_reused=0, dry_run=True,
                                wall_seconds=time.perf_counter() - t_start,
-                               warnings=tuple(plan.info.warnings), **common)
+                               warnings=tuple(plan.info.warnings) + tuple(extra), **common)
 
-    results: dict[str, CellResult] = {}
-    for p in planned:
-        if p.action == "reuse":
-            results[p.key] = read_cell(exp.results_dir, p.key)
     todo = [p for p in planned if p.action == "compute"]
-    extra: list[str] = []
     if not compute:
         if not results:
             raise ConfigError(

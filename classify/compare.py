@@ -34,6 +34,7 @@ import pandas as pd
 
 from classify.evaluate import HEADLINE
 from classify.results import BenchmarkResult, CellSpec
+from classify.results_store import CellDamagedError, verify_cell
 from pipeline.errors import ConfigError
 from pipeline.helpers import text_table
 
@@ -115,7 +116,12 @@ class _Run:
 def _read_doc(cell_dir: Path) -> dict[str, Any]:
     path = cell_dir / CELL_FILE
     try:
+        verify_cell(cell_dir)
         return json.loads(path.read_text())
+    except CellDamagedError as exc:
+        raise ConfigError(f"result cell {cell_dir} failed verification: {exc}; the next "
+                          "`pipeline classify` of its experiment moves it to quarantine and "
+                          "recomputes it") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read cell record {path}: {exc}; delete the directory "
                           f"{cell_dir} so the next `pipeline classify` recomputes it") from exc

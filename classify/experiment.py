@@ -148,6 +148,24 @@ def _check_names(kind_key: str, names: Sequence[str], registry: Any, src: str) -
             raise ConfigError(f"{src}: {kind_key}[{i}]: {exc}") from None
 
 
+def _text(data: Mapping[str, Any], key: str, src: str, example: str) -> str | None:
+    """The text value of ``key`` (None when absent); ConfigError naming the key otherwise."""
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{src}: {key!r} must be a non-empty text value, e.g. {key} = "
+                          f"{example}, got {value!r}")
+    return value
+
+
+def _n_jobs(value: Any, src: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0 or value < -1:
+        raise ConfigError(f"{src}: 'n_jobs' must be a positive number of parallel fits or -1 "
+                          f"(all cores), got {value!r}")
+    return value
+
+
 def _int(value: Any, key: str, src: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{src}: {key!r} must be an integer >= {minimum}, got {value!r}")
@@ -168,8 +186,11 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
     for req in ("dataset",):
         if req not in data:
             raise ConfigError(f"{src}: missing required key {req!r}; e.g. dataset = \"openi_demo\"")
-    dataset = str(data["dataset"])
-    name = str(data.get("name", Path(src).stem if src != "<dict>" else dataset))
+    dataset = _text(data, "dataset", src, '"openi_demo"')
+    name = _text(data, "name", src, '"demo"') or (Path(src).stem if src != "<dict>" else dataset)
+    paths = {key: _text(data, key, src, f'"artifacts/{key.split("_")[0]}"')
+             for key in ("manifest", "features_root", "results_root")}
+    positive_label = _text(data, "positive_label", src, '"abnormal"')
 
     stores_raw = data.get("stores", "all")
     stores = None if stores_raw == "all" else _str_list(stores_raw, "stores", src)
@@ -229,6 +250,9 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
     registries = {"fusion": FUSIONS, "sampler": SAMPLERS, "classifier": CLASSIFIERS}
     params: dict[str, dict[str, dict[str, Any]]] = {}
     for comp, per_name in params_raw.items():
+        if not isinstance(per_name, Mapping):
+            raise ConfigError(f"{src}: params.{comp} must be a table of per-name tables like "
+                              f"[params.{comp}.<name>], got {per_name!r}")
         params[comp] = {}
         for n, p in dict(per_name).items():
             _check_names(f"params.{comp}", [n], registries[comp], src)
@@ -237,8 +261,9 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
             params[comp][n] = dict(p)
             _validate_params(comp, n, dict(p), src)
 
-    manifest = Path(data.get("manifest", art / "manifests" / f"{dataset}.csv"))
-    label_rule = data.get("label_rule") or None
+    manifest = Path(paths["manifest"] or art / "manifests" / f"{dataset}.csv")
+    label_rule = (None if data.get("label_rule") == "" else  # "" = the manifest's labels
+                  _text(data, "label_rule", src, '"normal_vs_abnormal"'))
     if label_rule is not None:
         from pipeline.labels import LabelRule
 
@@ -251,10 +276,10 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         name=name,
         dataset=dataset,
         manifest=manifest,
-        features_root=Path(data.get("features_root", art / "features")),
-        results_root=Path(data.get("results_root", art / "results")),
+        features_root=Path(paths["features_root"] or art / "features"),
+        results_root=Path(paths["results_root"] or art / "results"),
         label_rule=label_rule,
-        positive_label=data.get("positive_label"),
+        positive_label=positive_label,
         stores=stores,
         feature_sets=feature_sets,
         fusions=fusions,
@@ -263,7 +288,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         params=params,
         cv=cv,
         metrics=metrics,
-        n_jobs=_int(data.get("n_jobs", 1), "n_jobs", src, -1) or 1,
+        n_jobs=_n_jobs(data.get("n_jobs", 1), src),
         threads_per_task=_int(data.get("threads_per_task", 1), "threads_per_task", src, 1),
         source=Path(source) if src != "<dict>" else None,
     )

@@ -68,19 +68,34 @@ def _check_feasible(labels: np.ndarray, groups: np.ndarray, n_folds: int, n_repe
     if n_repeats < 1:
         raise ConfigError(f"cv.repeats = {n_repeats}; set cv.repeats to at least 1")
     n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise DataError(
+            f"only {n_groups} patient group ({len(labels)} samples share one patient_id); "
+            f"grouped cross-validation needs at least cv.folds = {n_folds} groups, so no split "
+            "is possible. Fix: check the manifest's patient_id column (one id per patient, or "
+            "per study when patients are unknown) or add samples of other patients"
+        )
     if n_folds > n_groups:
         raise DataError(
-            f"cv.folds = {n_folds} but only {n_groups} patient groups; lower cv.folds to <= {n_groups}"
+            f"cv.folds = {n_folds} but only {n_groups} patient groups; grouped cross-validation "
+            f"needs at least cv.folds groups: lower cv.folds to <= {n_groups} or add patients"
         )
     frame = pd.DataFrame({"label": labels, "group": groups})
     per_class = frame.groupby("label")["group"].nunique()
     short = per_class[per_class < n_folds]
     if len(short):
-        detail = ", ".join(f"{k!r}: {v} groups" for k, v in short.items())
+        detail = ", ".join(f"{k!r}: {v} group{'s' if v != 1 else ''}" for k, v in short.items())
+        if int(per_class.min()) >= 2:
+            fix = (f"Lower cv.folds to <= {int(per_class.min())} or merge rare classes in the "
+                   "label rule")
+        else:  # no fold count can help: cv.folds must be >= 2
+            fix = ("No cv.folds value can help (at least 2 are needed): add samples of other "
+                   "patients to that class, merge it with another class in the label rule, or "
+                   "drop it from the manifest")
         raise DataError(
-            f"class(es) with fewer patient groups than cv.folds = {n_folds} ({detail}); every test "
-            f"fold needs each class. Lower cv.folds to <= {int(per_class.min())} or merge rare "
-            "classes in the label rule"
+            f"class(es) with fewer patient groups than cv.folds = {n_folds} ({detail}); every "
+            f"test fold needs each class, so grouped cross-validation needs at least cv.folds "
+            f"groups per class. {fix}"
         )
 
 

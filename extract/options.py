@@ -13,7 +13,7 @@ TEXT_MODES = ("both", "findings", "impression")
 
 # Fields that do not change what a run computes: left out of a Dask run's token so that a
 # repeated run with another progress/lock/flush setting resumes the same shards.
-_RUN_ONLY_FIELDS = ("limit", "progress", "lock_timeout", "flush_every")
+_RUN_ONLY_FIELDS = ("limit", "progress", "lock_timeout", "flush_every", "rebuild")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class ExtractOptions:
     process such as a Dask worker, which cannot start children). ``progress=None``: a bar
     only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
     ``limit`` embeds only the first ``limit`` manifest rows. ``equalize`` applies histogram
-    equalisation (its own store key, ``<name>+eq``).
+    equalisation (its own store key, ``<name>+eq``). ``rebuild`` moves an existing store
+    (e.g. a damaged one) to quarantine and embeds all rows.
     """
 
     batch_size: int = 32
@@ -44,6 +45,7 @@ class ExtractOptions:
     flush_every: int = 1
     progress: bool | None = None
     channels_last: bool = True
+    rebuild: bool = False
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1 or int(self.flush_every) < 1:

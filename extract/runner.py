@@ -97,7 +97,8 @@ def run_extract(
     job = build_job(manifest, encoder, options)
     warn_pretraining_overlap(manifest, job.provenance)
     path = store_path(features_root, manifest.name, job.key)
-    with StoreWriter(path, job.provenance, lock_timeout=options.lock_timeout) as writer:
+    with StoreWriter(path, job.provenance, lock_timeout=options.lock_timeout,
+                     rebuild=options.rebuild) as writer:
         done = writer.done_ids
         todo = [sid for sid in ids if sid not in done]
         items, failed = job.items(todo)

@@ -3,8 +3,10 @@
 This is the only module that imports both stages, and it does so lazily inside each
 verb, so ``pipeline classify`` never loads torch or transformers.
 
-Exit codes: 0 success; 2 bad input or configuration (nothing was run); 3 the run
-finished but some items failed (listed in the summary and the store); 1 a bug.
+Exit codes: 0 success; 2 bad input or configuration, a damaged file, or an OS fault
+(permission denied, read-only or full disk, missing folder), with the path and the fix;
+3 the run finished but some items failed (listed in the summary and the store); 130
+interrupted by Ctrl-C (everything computed so far is kept); 1 a bug.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, PipelineError
+from pipeline.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USER_ERROR,
+    ConfigError,
+    PipelineError,
+    is_os_fault,
+    storage_error,
+)
 
 if TYPE_CHECKING:
     from extract.options import ExtractOptions
@@ -29,6 +41,18 @@ ARTIFACTS = Path("artifacts")
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", type=Path, default=ARTIFACTS, help="output root (default: artifacts)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
+
+
+def _n_jobs(text: str) -> int:
+    """argparse type of --n-jobs: a positive count, or -1 (all cores), -2 (all but one), ..."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--n-jobs must be an integer, got {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            "--n-jobs 0 runs nothing: use a positive number of parallel fits, or -1 for all cores")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for another run writing the same store (default 0: fail at once)")
     p.add_argument("--allow-random-weights", action="store_true",
                    help="TESTS/TIMING ONLY: use random weights when pretrained ones are missing (recorded in the store)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="move the existing store (e.g. a damaged one) to quarantine/ and embed every row again")
     _add_common(p)
 
     p = verbs.add_parser("classify", help="run the benchmark grid of an experiment file")
     p.add_argument("--config", type=Path, required=True, help="experiment TOML, e.g. experiments/demo.toml")
-    p.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default: the experiment's n_jobs)")
+    p.add_argument("--n-jobs", type=_n_jobs, default=None,
+                   help="parallel fits, or -1 for all cores (default: the experiment's n_jobs)")
     p.add_argument("--dry-run", action="store_true", help="list the cells that would be computed, and why")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (runs cells x folds on the cluster)")
     p.add_argument("--metric", default="roc_auc", help="metric of the paired tests printed (default roc_auc)")
@@ -101,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("list", help="registered encoders/fusions/samplers/classifiers and stores on disk")
     _add_common(p)
 
+    p = verbs.add_parser("verify", help="check feature stores and result cells (content digests, checksums)")
+    p.add_argument("paths", nargs="*", type=Path,
+                   help="stores, cell folders or folders to search (default: <artifacts>/features and <artifacts>/results)")
+    _add_common(p)
+
     return parser
 
 
@@ -108,21 +140,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.logs import setup_logging
 
-    log_file = setup_logging(args.verb, args.artifacts / "logs", verbose=args.verbose)
-    try:
+    log_file = None
+    try:  # logging is set up inside: a log folder that cannot be written is not fatal
+        log_file = setup_logging(args.verb, args.artifacts / "logs", verbose=args.verbose)
         code = _VERBS[args.verb](args)
     except PipelineError as exc:
         log.error("%s", exc)
-        log.info("log file: %s", log_file)
+        _log_file_note(log_file)
         return exc.exit_code
     except KeyboardInterrupt:
         log.error("interrupted; everything already computed is kept - re-run the same command to resume")
-        return 130
-    except Exception:
-        log.exception("internal error (please report it with the log file %s)", log_file)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if is_os_fault(exc):  # an OS fault no stage named more precisely
+            target = getattr(exc, "filename", None)
+            op = (f"complete `pipeline {args.verb}`: a file operation "
+                  + (f"on {target} " if target else "") + "failed")
+            log.error("%s", storage_error(exc, op, path=""))
+            log.debug("details", exc_info=True)
+            _log_file_note(log_file)
+            return EXIT_USER_ERROR
+        log.exception("internal error (please report it with the log file %s)", log_file or "- none, see above")
         return EXIT_INTERNAL
-    log.info("log file: %s", log_file)
+    _log_file_note(log_file)
     return code
+
+
+def _log_file_note(log_file: Path | None) -> None:
+    if log_file is not None:
+        log.info("log file: %s", log_file)
 
 
 # --- verbs --------------------------------------------------------------------------
@@ -164,6 +210,9 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from pipeline.manifest import load_manifest
 
     manifest = load_manifest(args.manifest)
+    if args.rebuild and args.scheduler:
+        raise ConfigError("--rebuild runs locally: set the old store aside with `pipeline extract "
+                          "--manifest ... --encoder ... --rebuild --limit 0`, then run with --scheduler")
     options = extract_options(args)
     code = EXIT_OK
     for encoder in args.encoder:
@@ -247,7 +296,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from extract.encoders import IMAGE_ENCODERS, TEXT_ENCODERS, availability
     from pipeline.labels import LABEL_RULES
     from pipeline.sources import DATASET_FORMATS
-    from pipeline.store import list_stores
+    from pipeline.store import FeatureStore, store_files
 
     print("image encoders (offline = pretrained weights present on this machine):")
     for entry in IMAGE_ENCODERS:
@@ -261,13 +310,39 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for title, registry in (("dataset formats", DATASET_FORMATS), ("label rules", LABEL_RULES),
                             ("fusions", FUSIONS), ("samplers", SAMPLERS), ("classifiers", CLASSIFIERS)):
         print(f"{title}: {', '.join(registry.names())}")
-    stores = list_stores(args.artifacts / "features")
-    print(f"feature stores under {args.artifacts / 'features'}: {len(stores) or 'none yet (run pipeline extract)'}")
-    for store in stores:
+    paths = store_files(args.artifacts / "features")
+    print(f"feature stores under {args.artifacts / 'features'}: {len(paths) or 'none yet (run pipeline extract)'}"
+          " (contents not verified here; `pipeline verify` does)")
+    for path in paths:
+        try:
+            store = FeatureStore(path, verify=False)
+        except PipelineError as exc:
+            print(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
+            continue
         prov = store.provenance
         print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
               f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}")
     return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from classify.results_store import read_cell
+    from pipeline.verify import verify_paths
+
+    def check_cell(path: Path) -> str:
+        cell = read_cell(path.parent.parent, path.name)
+        return f"{cell.spec.label}; {len(cell.scores)} scores, checksums verified"
+
+    paths = args.paths or [args.artifacts / "features", args.artifacts / "results"]
+    if not args.paths:
+        paths = [p for p in paths if p.exists()]
+    verdicts = verify_paths(paths, check_cell)
+    for verdict in verdicts:
+        print(verdict.line())
+    bad = [v for v in verdicts if not v.ok]
+    print(f"{len(verdicts)} checked, {len(verdicts) - len(bad)} OK, {len(bad)} failed"
+          + ("" if verdicts else f" (nothing found under {', '.join(map(str, paths)) or args.artifacts})"))
+    return EXIT_USER_ERROR if bad else EXIT_OK
 
 
 _VERBS = {
@@ -277,6 +352,7 @@ _VERBS = {
     "report": _cmd_report,
     "compare": _cmd_compare,
     "list": _cmd_list,
+    "verify": _cmd_verify,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,7 +9,10 @@ Inside the file
     ``failed_ids`` / ``failed_reasons``  items the encoder could not embed, and why
     attributes       provenance (encoder key, modality, architecture, weights name and
                      sha256, preprocessing, dim, training sets of the weights, library
-                     versions, created/updated), ``schema_version`` and ``content_sha256``
+                     versions, created/updated) as ``provenance_json``, ``schema_version``,
+                     ``content_id`` (order-independent identity of the rows; feeds the cache
+                     keys of classify) and ``content_digest`` (SHA-256 of everything a reader
+                     uses); both are defined in :mod:`pipeline.store_check`
 
 How a write is never left half-done
     A running extraction never touches the ``.h5`` file. Each :meth:`StoreWriter.flush`
@@ -23,19 +26,26 @@ How a write is never left half-done
     the batch in flight and never duplicates a row or leaves an unreadable file.
     A file lock (``<store>.h5.lock``) admits one writer at a time.
 
+How damage is caught
+    Every open for reading checks attributes and shapes; classify, report and a resuming
+    extract also recompute the content digest (``FeatureStore(path)``; seconds per GB),
+    and ``pipeline verify`` does so on demand. Anything wrong is a :class:`StoreError`
+    (exit 2) naming the file, the problem and the fix (``pipeline extract ... --rebuild``,
+    which moves the damaged file to ``quarantine/`` and embeds everything again, or a
+    backup). An unusable file in the parts folder is moved to ``quarantine/`` with a
+    warning and the extraction resumes without it (:mod:`pipeline.store_merge`).
+
 Readers always select rows by sample id, never by position.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
-import json
 import logging
 import os
-import platform
-import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,24 +53,37 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.errors import StoreError, StoreLockedError
+from pipeline.errors import (
+    StoreError,
+    StoreLockedError,
+    is_os_fault,
+    os_errno,
+    os_faults,
+    storage_error,
+)
+from pipeline.helpers import fsync_dir, fsync_file
+from pipeline.quarantine import QUARANTINE, move_aside
+from pipeline.store_check import check_header, check_structure, rebuild_fix, verify_content
+from pipeline.store_format import (
+    COMPATIBILITY_KEYS,
+    MAIN,
+    SCHEMA_VERSION,
+    canonical,
+    compat_view,
+    layer_dataset,
+    parts_dir,
+    read_strings,
+    str_dataset,
+)
+from pipeline.store_merge import merge_parts, usable_parts
+
+__all__ = [
+    "COMPATIBILITY_KEYS", "MAIN", "SCHEMA_VERSION", "FeatureStore", "StoreWriter", "layer_dataset",
+    "list_stores", "store_files", "store_path",
+]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-MAIN = "X"
-_COPY_ROWS = 16384  # rows copied per chunk when merging (bounded memory)
-# Provenance keys that must match for new rows to be appended to an existing store.
-COMPATIBILITY_KEYS = (
-    "encoder_key",
-    "modality",
-    "architecture",
-    "weights_name",
-    "weights_sha256",
-    "preprocessing",
-    "dim",
-    "layers",
-)
 # Provenance keys that do not describe the content (left out of the identity hash).
 _VOLATILE_KEYS = ("created", "updated", "versions", "content_sha256", "n_rows")
 _REQUIRED_KEYS = ("encoder_key", "modality", "architecture", "weights_name", "dim")
@@ -75,53 +98,23 @@ def store_path(features_root: str | os.PathLike, dataset: str, encoder_key: str)
     return Path(features_root) / dataset / f"{encoder_key}.h5"
 
 
-def layer_dataset(layer: str | None) -> str:
-    """HDF5 dataset name of a layer: ``None``/``'X'`` is the main matrix."""
-    return MAIN if layer in (None, MAIN) else f"{MAIN}@{layer}"
-
-
-def _parts_dir(path: Path) -> Path:
-    return path.with_name(path.name + ".parts")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _str_dataset(group: h5py.Group, name: str, values: Sequence[str]) -> None:
-    group.create_dataset(
-        name, data=np.asarray(list(values), dtype=object), dtype=h5py.string_dtype("utf-8")
-    )
-
-
-def _read_strings(group: h5py.Group, name: str) -> list[str]:
-    if name not in group:
-        return []
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in group[name][()]]
-
-
-def _row_digest(sample_id: str, rows: Iterable[np.ndarray]) -> int:
-    h = hashlib.sha256(sample_id.encode("utf-8"))
-    for row in rows:
-        h.update(np.ascontiguousarray(row, dtype="<f4").tobytes())
-    return int.from_bytes(h.digest()[:16], "little")
-
-
 class FeatureStore:
-    """Read-only view of one feature store.
+    """Read-only view of one feature store, checked on open.
 
-    Raises :class:`StoreError` when the file is missing, unreadable, or written by a
-    newer schema than this code understands.
+    Opening checks the attributes (schema version, provenance JSON, content attributes) and
+    the shapes (float matrices, one row per id, ``X`` as wide as the recorded dim, unique
+    ids). With ``verify`` (the default) it also reads every row once: all values finite,
+    and the SHA-256 ``content_digest`` recomputed and compared with the recorded one (see
+    :mod:`pipeline.store_check`; seconds per GB). Any problem raises :class:`StoreError`
+    (exit 2) naming the file, what is wrong and the fix; so do a missing file, an
+    unreadable one, and a store written by a newer schema than this code understands.
+    ``verify=False`` is for metadata only (``pipeline list``, compatibility checks).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, verify: bool = True) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            parts = _parts_dir(self.path)
+            parts = parts_dir(self.path)
             if parts.is_dir() and any(parts.glob("part-*.h5")):
                 raise StoreError(
                     f"{self.path} has unmerged parts from an interrupted extraction in {parts}; "
@@ -130,37 +123,63 @@ class FeatureStore:
             raise StoreError(
                 f"feature store {self.path} does not exist; create it with `pipeline extract`"
             )
+        self.verified = False
         try:
             with h5py.File(self.path, "r") as f:
-                attrs = dict(f.attrs)
-                self._ids = _read_strings(f, "ids")
-                self._failed = dict(
-                    zip(_read_strings(f, "failed_ids"), _read_strings(f, "failed_reasons"), strict=True)
-                )
+                self._header = check_header(self.path, f.attrs)
+                version = self._header.schema_version
+                if version > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path} uses store schema {version}, newer than this version of the "
+                        f"pipeline understands ({SCHEMA_VERSION}); upgrade the pipeline to read it"
+                    )
+                if MAIN not in f:
+                    raise StoreError(f"{self.path} is not a feature store (no 'X'); "
+                                     f"{rebuild_fix(self.path)}")
+                self._ids = read_strings(f, "ids")
+                failed_ids, reasons = read_strings(f, "failed_ids"), read_strings(f, "failed_reasons")
+                if len(failed_ids) != len(reasons):
+                    raise StoreError(f"{self.path}: {len(failed_ids)} failed ids but {len(reasons)} "
+                                     f"reasons. {rebuild_fix(self.path)}")
+                self._failed = dict(zip(failed_ids, reasons, strict=True))
                 self._datasets = [k for k in f.keys() if k == MAIN or k.startswith(MAIN + "@")]
-                shape = f[MAIN].shape if MAIN in f else None
-        except (OSError, KeyError, ValueError) as exc:
+                check_structure(self.path, f, self._header, self._ids, self._datasets)
+                if verify:
+                    self.verified = verify_content(self.path, f, self._header, self._ids,
+                                                   self._datasets, self._failed)
+        except StoreError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+            if is_os_fault(exc) and os_errno(exc) not in (errno.EIO,):
+                raise storage_error(exc, "read the feature store", self.path) from exc
             raise StoreError(
                 f"cannot read feature store {self.path} ({exc}); delete it and re-run "
-                "`pipeline extract` to rebuild it"
+                "`pipeline extract` to rebuild it, or restore it from a backup"
             ) from exc
-        version = int(attrs.get("schema_version", 0))
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} uses store schema {version}, newer than this version of the "
-                f"pipeline understands ({SCHEMA_VERSION}); upgrade the pipeline to read it"
-            )
-        if shape is None or "provenance_json" not in attrs:
-            raise StoreError(f"{self.path} is not a feature store (no 'X' or provenance); rebuild it")
-        self.provenance: dict[str, Any] = json.loads(attrs["provenance_json"])
-        self.provenance["schema_version"] = version
-        self.provenance["content_sha256"] = str(attrs.get("content_sha256", ""))
+        self.provenance: dict[str, Any] = dict(self._header.provenance)
+        self.provenance["schema_version"] = self._header.schema_version
         self.provenance["n_rows"] = len(self._ids)
         self._index: dict[str, int] | None = None
-        if shape[0] != len(self._ids):
-            raise StoreError(
-                f"{self.path} is inconsistent: {shape[0]} rows but {len(self._ids)} ids; rebuild it"
-            )
+
+    def verify(self) -> bool:
+        """Read every row: finite values and the recorded content digest (StoreError if not).
+
+        False when the store predates content digests (nothing to compare with)."""
+        with h5py.File(self.path, "r") as f:
+            self.verified = verify_content(self.path, f, self._header, self._ids, self._datasets,
+                                           self._failed)
+        return self.verified
+
+    @property
+    def content_id(self) -> str:
+        """Order-independent identity of the (id, vector) rows (``"<32 hex>-<n>"``); feeds
+        :attr:`identity`. Read from ``content_sha256`` in stores written before the rename."""
+        return self._header.content_id
+
+    @property
+    def content_digest(self) -> str | None:
+        """``"sha256:<hex>"`` over the whole content, or None for stores that predate it."""
+        return self._header.content_digest
 
     # --- metadata -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -195,9 +214,11 @@ class FeatureStore:
 
     @property
     def identity(self) -> str:
-        """Content hash: provenance (minus timestamps and versions) + ids + vectors."""
+        """Identity of the content: SHA-256 of the provenance (minus timestamps and versions)
+        and :attr:`content_id`. Classify's cell keys include it, so it must not change for
+        the same rows (it does not depend on row order or on when the store was written)."""
         stable = {k: v for k, v in self.provenance.items() if k not in _VOLATILE_KEYS}
-        payload = _canonical(stable) + "|" + self.provenance["content_sha256"]
+        payload = canonical(stable) + "|" + self.content_id
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def has(self, ids: Sequence[str]) -> np.ndarray:
@@ -249,10 +270,15 @@ class StoreWriter:
 
     Ids already in the store are skipped on :meth:`add` (append-only by id). Failed
     ids are recorded with a reason and retried by the next run.
+
+    Opening checks that an existing store was made with the same encoder setup, verifies
+    its content (:meth:`FeatureStore.verify`) and finishes the merge of a killed run.
+    ``rebuild=True`` first moves the existing store and its parts to ``quarantine/``.
     """
 
     def __init__(
-        self, path: str | os.PathLike, provenance: dict[str, Any], lock_timeout: float = 0.0
+        self, path: str | os.PathLike, provenance: dict[str, Any], lock_timeout: float = 0.0,
+        *, rebuild: bool = False,
     ) -> None:
         missing = [k for k in _REQUIRED_KEYS if k not in provenance]
         if missing:
@@ -262,6 +288,7 @@ class StoreWriter:
         self.provenance.setdefault("layers", [])
         self.provenance["layers"] = sorted(self.provenance["layers"])
         self.lock_timeout = lock_timeout
+        self.rebuild = rebuild
         self._lock = None
         self._buffer_ids: list[str] = []
         self._buffer: dict[str, list[np.ndarray]] = {}
@@ -274,22 +301,30 @@ class StoreWriter:
     def __enter__(self) -> StoreWriter:
         from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
-        self._lock = FileLock(str(lock_path), timeout=self.lock_timeout)
+        with os_faults("create the store folder and its lock file", lock_path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(lock_path), timeout=self.lock_timeout)
+            try:
+                self._lock.acquire()
+            except Timeout:
+                self._lock = None
+                raise StoreLockedError(
+                    f"another process is writing {self.path} (lock {lock_path} is held); wait for "
+                    "that `pipeline extract` to finish, or pass a lock timeout (`pipeline extract --lock-timeout SECONDS`) to wait for it"
+                ) from None
+            except BaseException:
+                self._lock = None
+                raise
         try:
-            self._lock.acquire()
-        except Timeout:
-            self._lock = None
-            raise StoreLockedError(
-                f"another process is writing {self.path} (lock {lock_path} is held); wait for "
-                "that `pipeline extract` to finish, or pass a lock timeout (`pipeline extract --lock-timeout SECONDS`) to wait for it"
-            ) from None
-        try:
-            self._check_compatible()
+            if self.rebuild:
+                self._set_aside()
+            existing = self._check_compatible()
+            if existing is not None:
+                existing.verify()  # never build on (or bless) a damaged store
             self._merge()  # finish the work of a run that was killed
             if self.path.exists():
-                self._done = set(FeatureStore(self.path).ids.tolist())
+                self._done = set(FeatureStore(self.path, verify=False).ids.tolist())
         except BaseException:
             self._release()
             raise
@@ -361,27 +396,33 @@ class StoreWriter:
         """Make everything added so far durable as one atomic part file."""
         if not self._buffer_ids and not self._failed:
             return
-        parts = _parts_dir(self.path)
-        parts.mkdir(parents=True, exist_ok=True)
+        parts = parts_dir(self.path)
         self._part_seq += 1
         name = f"part-{os.getpid()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{self._part_seq:06d}.h5"
         final = parts / name
         tmp = parts / (name + ".tmp")
         dim = int(self.provenance["dim"])
-        with h5py.File(tmp, "w") as f:
-            f.attrs["provenance_json"] = _canonical(self._compat_view(self.provenance))
-            _str_dataset(f, "ids", self._buffer_ids)
-            for key in (MAIN, *self.provenance["layers"]):
-                rows = self._buffer.get(key, [])
-                width = rows[0].shape[0] if rows else (dim if key == MAIN else 0)
-                data = np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
-                f.create_dataset(layer_dataset(key), data=data)
-            _str_dataset(f, "failed_ids", list(self._failed))
-            _str_dataset(f, "failed_reasons", list(self._failed.values()))
-            f.flush()
-        _fsync_file(tmp)
-        os.replace(tmp, final)
-        _fsync_dir(parts)
+        try:
+            with os_faults("write a part file of the feature store", final):
+                parts.mkdir(parents=True, exist_ok=True)
+                with h5py.File(tmp, "w") as f:
+                    f.attrs["provenance_json"] = canonical(compat_view(self.provenance))
+                    str_dataset(f, "ids", self._buffer_ids)
+                    for key in (MAIN, *self.provenance["layers"]):
+                        rows = self._buffer.get(key, [])
+                        width = rows[0].shape[0] if rows else (dim if key == MAIN else 0)
+                        data = np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
+                        f.create_dataset(layer_dataset(key), data=data)
+                    str_dataset(f, "failed_ids", list(self._failed))
+                    str_dataset(f, "failed_reasons", list(self._failed.values()))
+                    f.flush()
+                fsync_file(tmp)
+                os.replace(tmp, final)
+                fsync_dir(parts)
+        finally:
+            if tmp.exists():  # a failed write (e.g. a full disk) leaves no half part behind
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
         self._buffer_ids, self._buffer, self._failed = [], {}, {}
 
     # --- internals ----------------------------------------------------------------
@@ -389,156 +430,48 @@ class StoreWriter:
         if self._lock is None:
             raise RuntimeError("StoreWriter must be used as a context manager (with ...)")
 
-    @staticmethod
-    def _compat_view(prov: dict[str, Any]) -> dict[str, Any]:
-        return {k: prov.get(k) for k in COMPATIBILITY_KEYS}
-
-    def _check_compatible(self) -> None:
+    def _check_compatible(self) -> FeatureStore | None:
+        """The existing store (metadata only), refused when made with another encoder setup."""
         if not self.path.exists():
-            return
-        existing = FeatureStore(self.path).provenance
-        mine, theirs = self._compat_view(self.provenance), self._compat_view(existing)
-        diff = [k for k in COMPATIBILITY_KEYS if _canonical(mine[k]) != _canonical(theirs[k])]
+            return None
+        existing = FeatureStore(self.path, verify=False)
+        mine, theirs = compat_view(self.provenance), compat_view(existing.provenance)
+        diff = [k for k in COMPATIBILITY_KEYS if canonical(mine[k]) != canonical(theirs[k])]
         if diff:
             details = "; ".join(f"{k}: store has {theirs[k]!r}, this run {mine[k]!r}" for k in diff)
             raise StoreError(
                 f"{self.path} was built with a different encoder setup ({details}). Use a new "
                 "encoder key for this setup, or delete the store to rebuild it"
             )
+        return existing
+
+    def _set_aside(self) -> None:
+        """``rebuild``: move the store and its parts to quarantine; start from nothing."""
+        for item in (self.path, parts_dir(self.path)):
+            if item.exists():
+                move_aside(item, self.path.parent / QUARANTINE,
+                           "set aside by `pipeline extract --rebuild`; the store is rebuilt")
 
     def _merge(self) -> None:
         """Fold all part files into the store, atomically; idempotent by sample id."""
-        parts_dir = _parts_dir(self.path)
-        for stale in parts_dir.glob("*.tmp") if parts_dir.is_dir() else ():
-            stale.unlink()  # a part that was being written when a run was killed
-        parts = sorted(parts_dir.glob("part-*.h5")) if parts_dir.is_dir() else []
-        if not parts and self.path.exists():
+        parts = usable_parts(self.path, self.provenance)
+        old = FeatureStore(self.path, verify=False) if self.path.exists() else None
+        if not parts and old is not None and old.content_digest is not None:
+            pdir = parts_dir(self.path)
+            if pdir.is_dir() and not any(pdir.iterdir()):
+                pdir.rmdir()
             return
-        expected = _canonical(self._compat_view(self.provenance))
-        for part in parts:
-            with h5py.File(part, "r") as f:
-                if f.attrs.get("provenance_json") != expected:
-                    raise StoreError(
-                        f"{part} was written by a run with a different encoder setup; delete "
-                        f"{parts_dir} (its rows are lost) or re-run with the original setup"
-                    )
-        layers = [MAIN, *self.provenance["layers"]]
-        old = FeatureStore(self.path) if self.path.exists() else None
-        old_ids = old._ids if old is not None else []
-        seen = set(old_ids)
-        failed = dict(old.failed) if old is not None else {}
-        new_rows: list[tuple[Path, list[int], list[str]]] = []  # part, rows to take, their ids
-        new_ids: list[str] = []
-        for part in parts:
-            with h5py.File(part, "r") as f:
-                take, take_ids = [], []
-                for row, sid in enumerate(_read_strings(f, "ids")):
-                    if sid not in seen:
-                        seen.add(sid)
-                        take.append(row)
-                        take_ids.append(sid)
-                new_ids.extend(take_ids)
-                failed.update(
-                    zip(_read_strings(f, "failed_ids"), _read_strings(f, "failed_reasons"), strict=True)
-                )
-            new_rows.append((part, take, take_ids))
-        failed = {k: v for k, v in failed.items() if k not in seen}
-        all_ids = list(old_ids) + new_ids
-        created = old.provenance.get("created") if old is not None else _now()
-
-        tmp = self.path.with_name(self.path.name + f".merge-{os.getpid()}.tmp")
-        acc = 0
-        with h5py.File(tmp, "w") as out:
-            _str_dataset(out, "ids", all_ids)
-            dsets = {}
-            for key in layers:
-                width = self._layer_width(key, old, new_rows)
-                dsets[key] = out.create_dataset(
-                    layer_dataset(key),
-                    shape=(len(all_ids), width),
-                    maxshape=(None, None),
-                    dtype=np.float32,
-                    chunks=(max(1, min(len(all_ids) or 1, 1024)), max(1, width)),
-                )
-            pos = 0
-            if old is not None:
-                with h5py.File(old.path, "r") as src:
-                    for start in range(0, len(old_ids), _COPY_ROWS):
-                        stop = min(start + _COPY_ROWS, len(old_ids))
-                        block = {k: src[layer_dataset(k)][start:stop] for k in layers}
-                        acc = _write_block(dsets, block, old_ids[start:stop], pos, acc)
-                        pos += stop - start
-            for part, take, take_ids in new_rows:
-                if not take:
-                    continue
-                with h5py.File(part, "r") as src:
-                    block = {k: src[layer_dataset(k)][()][take] for k in layers}
-                acc = _write_block(dsets, block, take_ids, pos, acc)
-                pos += len(take)
-            _str_dataset(out, "failed_ids", list(failed))
-            _str_dataset(out, "failed_reasons", list(failed.values()))
-            prov = dict(self.provenance)
-            prov.update(created=created, updated=_now(), versions=_versions(prov.get("versions")))
-            out.attrs["provenance_json"] = _canonical(prov)
-            out.attrs["schema_version"] = SCHEMA_VERSION
-            out.attrs["content_sha256"] = f"{acc:032x}-{len(all_ids)}"
-            for key in ("encoder_key", "modality", "architecture", "weights_name", "dim"):
-                out.attrs[key] = prov[key]
-        _fsync_file(tmp)
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
-        if parts_dir.is_dir():
-            shutil.rmtree(parts_dir)
-        if new_ids:
-            log.info("merged %d new rows into %s (%d rows in all)", len(new_ids), self.path, len(all_ids))
-
-    def _layer_width(self, key: str, old: FeatureStore | None, new_rows) -> int:
-        """Width of an extra layer: from the existing rows, else from the first new part."""
-        if key == MAIN:
-            return int(self.provenance["dim"])
-        if old is not None and len(old):
-            with h5py.File(old.path, "r") as f:
-                return int(f[layer_dataset(key)].shape[1])
-        for part, take, _ids in new_rows:
-            if take:
-                with h5py.File(part, "r") as f:
-                    return int(f[layer_dataset(key)].shape[1])
-        return 0
+        merge_parts(self.path, self.provenance, old, parts)
 
 
-def _write_block(dsets, block: dict[str, np.ndarray], ids: Sequence[str], pos: int, acc: int) -> int:
-    """Write rows at ``pos`` and fold their digests into the order-independent hash."""
-    n = len(ids)
-    for key, data in block.items():
-        dsets[key][pos : pos + n] = data
-    keys = sorted(block)
-    for row, sid in enumerate(ids):
-        acc = (acc + _row_digest(sid, (block[k][row] for k in keys))) % (1 << 128)
-    return acc
-
-
-def _versions(extra: dict[str, str] | None) -> dict[str, str]:
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "h5py": h5py.__version__}
-    versions.update(extra or {})
-    return versions
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform (e.g. Windows)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def list_stores(features_root: str | os.PathLike, dataset: str | None = None) -> list[FeatureStore]:
-    """All readable stores under ``features_root`` (optionally of one dataset), sorted by path."""
-    root = Path(features_root)
+def store_files(features_root: str | os.PathLike, dataset: str | None = None) -> list[Path]:
+    """Paths of the store files under ``features_root`` (optionally of one dataset), sorted."""
     pattern = f"{dataset}/*.h5" if dataset else "*/*.h5"
-    return [FeatureStore(p) for p in sorted(root.glob(pattern))]
+    return sorted(p for p in Path(features_root).glob(pattern) if p.is_file())
+
+
+def list_stores(features_root: str | os.PathLike, dataset: str | None = None, *,
+                verify: bool = True) -> list[FeatureStore]:
+    """Every store under ``features_root`` (optionally of one dataset), sorted by path;
+    StoreError for the first one that is damaged (see :class:`FeatureStore`)."""
+    return [FeatureStore(p, verify=verify) for p in store_files(features_root, dataset)]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from classify.compare import compare_runs, render_comparison_of_runs
-from classify.results_store import cell_dir, write_cell
+from classify.results_store import cell_dir, write_cell, write_checksums
 from pipeline.errors import ConfigError
 from tests.classify.conftest import CLASSES, make_benchmark, make_cell
 
@@ -91,6 +91,7 @@ def test_newest_key_per_label_and_split_change(tmp_path):  # noqa: ANN001
         doc = json.loads(p.read_text())
         doc["created"] = created
         p.write_text(json.dumps(doc))
+        write_checksums(p.parent)  # a deliberate edit, sealed again (else compare refuses it)
     res = compare_runs(a, b, metrics=["accuracy"])
     (ch,) = res.changed
     assert ch.key_b == "7" * 16

@@ -173,3 +173,138 @@ def test_list_stores(tmp_path):
         with StoreWriter(store_path(tmp_path, "ds", key), _prov(encoder_key=key)) as w:
             w.add(["s1"], {"X": _vec(["s1"])})
     assert [s.encoder_key for s in list_stores(tmp_path, "ds")] == ["a", "b"]
+
+
+# --- content identity and digest ------------------------------------------------------
+def _one_store(path, ids=("s1", "s2", "s3"), **prov):
+    with StoreWriter(path, _prov(**prov)) as w:
+        w.add(list(ids), {"X": _vec(list(ids))})
+    return FeatureStore(path)
+
+
+def test_store_records_content_id_and_a_real_sha256_digest(tmp_path):
+    store = _one_store(store_path(tmp_path, "ds", "enc"))
+    assert store.verified
+    with h5py.File(store.path, "r") as f:
+        assert "content_sha256" not in f.attrs  # renamed: it never was a SHA-256
+        assert f.attrs["content_id"] == store.content_id
+        assert f.attrs["content_digest"] == store.content_digest
+    assert len(store.content_id.split("-")[0]) == 32 and store.content_id.endswith("-3")
+    algo, hexdigest = store.content_digest.split(":")
+    assert algo == "sha256" and len(hexdigest) == 64
+    assert FeatureStore(store.path).content_digest == store.content_digest  # stable on re-open
+
+
+def test_digest_covers_ids_vectors_provenance_and_failed_list(tmp_path):
+    path = store_path(tmp_path, "ds", "enc")
+    digest = _one_store(path).content_digest
+    edits = {
+        "X": lambda f: f["X"].__setitem__((1, 2), f["X"][1, 2] + 1e-3),
+        "ids": lambda f: f["ids"].__setitem__(0, "s9"),
+        "provenance": lambda f: f.attrs.__setitem__(
+            "provenance_json", f.attrs["provenance_json"].replace('"toy"', '"toy2"')),
+        "content_id": lambda f: f.attrs.__setitem__("content_id", "0" * 32 + "-3"),
+        "failed": lambda f: (f.__delitem__("failed_ids"), f.create_dataset(
+            "failed_ids", data=np.asarray(["s7"], dtype=object), dtype=h5py.string_dtype()),
+            f.__delitem__("failed_reasons"), f.create_dataset(
+            "failed_reasons", data=np.asarray(["x"], dtype=object), dtype=h5py.string_dtype())),
+    }
+    for what, edit in edits.items():
+        copy = tmp_path / f"{what}.h5"
+        copy.write_bytes(path.read_bytes())
+        with h5py.File(copy, "r+") as f:
+            edit(f)
+        with pytest.raises(StoreError, match="does not match the digest") as exc:
+            FeatureStore(copy)
+        assert str(copy) in str(exc.value) and "--rebuild" in str(exc.value), what
+        FeatureStore(copy, verify=False)  # metadata still readable, e.g. for `pipeline list`
+    assert FeatureStore(path).content_digest == digest
+
+
+def test_identity_is_unchanged_by_the_rename_and_the_new_digest(tmp_path):
+    """Stores written before the rename carry ``content_sha256`` and no digest: same
+    identity (so cached cells are reused), a warning, and a writer adds the digest."""
+    path = store_path(tmp_path, "ds", "enc")
+    new = _one_store(path)
+    identity, cid = new.identity, new.content_id
+    with h5py.File(path, "r+") as f:  # turn it into a store of the previous version
+        f.attrs["content_sha256"] = f.attrs["content_id"]
+        del f.attrs["content_id"], f.attrs["content_digest"]
+    old = FeatureStore(path)
+    assert old.content_id == cid and old.identity == identity
+    assert old.content_digest is None and not old.verified
+    with StoreWriter(path, _prov()):
+        pass  # nothing added: the writer re-finalises the store with a digest
+    again = FeatureStore(path)
+    assert again.verified and again.identity == identity and again.content_id == cid
+
+
+def test_verification_catches_duplicates_width_types_and_bad_attributes(tmp_path):
+    import pickle
+
+    path = store_path(tmp_path, "ds", "enc")
+    _one_store(path)
+
+    def damaged(name, edit):
+        copy = tmp_path / f"{name}.h5"
+        copy.write_bytes(path.read_bytes())
+        with h5py.File(copy, "r+") as f:
+            edit(f)
+        with pytest.raises(StoreError) as exc:
+            FeatureStore(copy)
+        assert str(copy) in str(exc.value)
+        return str(exc.value)
+
+    assert "more than once" in damaged("dup", lambda f: f["ids"].__setitem__(2, "s1"))
+    assert "narrower than the recorded dim 4" in damaged("narrow", lambda f: f["X"].resize(3, 1))
+    assert "wider than the recorded dim 4" in damaged("wide", lambda f: f["X"].resize(5, 1))
+
+    def strings(f):
+        del f["X"]
+        f.create_dataset("X", data=np.asarray([["a"] * 4] * 3, dtype=object),
+                         dtype=h5py.string_dtype())
+    assert "not float32" in damaged("str", strings)
+    assert "not valid JSON" in damaged(
+        "json", lambda f: f.attrs.__setitem__("provenance_json", "{not json"))
+    assert "not an object" in damaged(
+        "list", lambda f: f.attrs.__setitem__("provenance_json", "[1, 2]"))
+    pickled = np.void(pickle.dumps({"encoder_key": "enc"}))
+    assert "provenance_json" in damaged(
+        "pickle", lambda f: f.attrs.__setitem__("provenance_json", pickled))
+    assert "schema_version" in damaged(
+        "version", lambda f: f.attrs.__setitem__("schema_version", "one"))
+
+
+def test_garbage_in_the_parts_folder_is_quarantined_and_resume_proceeds(tmp_path):
+    path = store_path(tmp_path, "ds", "enc")
+    w = StoreWriter(path, _prov()).__enter__()
+    w.add(["s1", "s2"], {"X": _vec(["s1", "s2"])})
+    w.flush()
+    w._release()  # killed before merging
+    parts = path.with_name(path.name + ".parts")
+    (parts / "part-0-garbage.h5").write_bytes(b"\x89HDF\r\n not really")
+    (parts / "notes.txt").write_text("a stray file")
+    with StoreWriter(path, _prov()) as w2:
+        assert w2.done_ids == {"s1", "s2"}
+        w2.add(["s3"], {"X": _vec(["s3"])})
+    assert sorted(FeatureStore(path).ids.tolist()) == ["s1", "s2", "s3"]
+    moved = sorted(p.name for p in (path.parent / "quarantine").iterdir())
+    assert any(n.startswith("part-0-garbage.h5.") and not n.endswith(".why.txt") for n in moved)
+    assert any(n.startswith("notes.txt.") for n in moved)
+    why = next((path.parent / "quarantine").glob("part-0-garbage.h5.*.why.txt")).read_text()
+    assert "not a readable part file" in why
+
+
+def test_rebuild_sets_the_old_store_aside(tmp_path):
+    path = store_path(tmp_path, "ds", "enc")
+    _one_store(path)
+    with h5py.File(path, "r+") as f:
+        f["X"][0, 0] = 42.0  # damaged
+    with pytest.raises(StoreError, match="does not match the digest"):
+        with StoreWriter(path, _prov()):
+            pass
+    with StoreWriter(path, _prov(), rebuild=True) as w:
+        assert w.done_ids == set()
+        w.add(["s1"], {"X": _vec(["s1"])})
+    assert FeatureStore(path).ids.tolist() == ["s1"]
+    assert len(list((path.parent / "quarantine").glob("enc.h5.*[0-9]Z"))) == 1

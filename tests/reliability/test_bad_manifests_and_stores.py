@@ -123,7 +123,8 @@ def test_nan_or_inf_vectors_are_refused_naming_ids(base: Path, tmp_path: Path, c
         f["X"][ids.index("s007"), 0] = bad
     code, text = _classify(art, capsys)
     assert code == EXIT_USER_ERROR, text
-    assert "NaN/inf" in text and "s007" in text and "re-run `pipeline extract`" in text
+    assert "NaN/inf" in text and "s007" in text and "`pipeline extract" in text
+    assert "--rebuild" in text and "backup" in text
     assert not (art / "results").exists() or not any((art / "results").rglob("*.json"))
 
 
