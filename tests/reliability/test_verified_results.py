@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.build import build_manifest
 from pipeline.cli import main
-from pipeline.datasets import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from tests.reliability._cli import experiment, out, run, text_rows, write_csv_manifest
 

@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 import pytest
 
+from pipeline.build import build_manifest
 from pipeline.cli import main
-from pipeline.datasets import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from pipeline.store import FeatureStore
 from tests.reliability._cli import experiment, out, run, text_rows, write_csv_manifest
