@@ -30,7 +30,10 @@ CLI_VALUES = {
     "--no-progress": (None, "progress", False),
     "--lock-timeout": ("12.5", "lock_timeout", 12.5),
     "--allow-random-weights": (None, "allow_random_weights", True),
+    "--rebuild": (None, "rebuild", True),
 }
+#: Flags refused together with --scheduler (exit 2, tested below); every other flag reaches both paths.
+LOCAL_ONLY = {"--rebuild"}
 
 
 def _extract_parser() -> argparse.ArgumentParser:
@@ -81,15 +84,26 @@ def captured(monkeypatch: pytest.MonkeyPatch, text_manifest) -> dict[str, Extrac
 
 def test_every_cli_option_reaches_both_paths(captured, tmp_path: Path) -> None:
     argv = ["extract", "--manifest", "m.csv", "--encoder", "minilm", "--artifacts", str(tmp_path)]
+    shared = list(argv)
     for flag, (value, _field, _expected) in CLI_VALUES.items():
-        argv += [flag] if value is None else [flag, value]
+        given = [flag] if value is None else [flag, value]
+        argv += given
+        shared += [] if flag in LOCAL_ONLY else given
     assert main(argv) == 0
-    assert main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 0
+    assert main([*shared, "--scheduler", "tcp://127.0.0.1:1"]) == 0
     local, dask = captured["local"], captured["dask"]
-    assert local == dask
+    assert local == dataclasses.replace(dask, **{CLI_VALUES[f][1]: CLI_VALUES[f][2] for f in LOCAL_ONLY})
     defaults = ExtractOptions()
     for _flag, (_value, field, expected) in CLI_VALUES.items():
         assert getattr(local, field) == expected != getattr(defaults, field), field
+
+
+def test_local_only_flags_are_refused_with_a_scheduler(captured, tmp_path: Path) -> None:
+    argv = ["extract", "--manifest", "m.csv", "--encoder", "minilm", "--artifacts", str(tmp_path),
+            "--scheduler", "tcp://127.0.0.1:1"]
+    for flag in LOCAL_ONLY:
+        assert main([*argv, flag]) == 2
+    assert "dask" not in captured
 
 
 def test_dask_path_hands_the_options_to_every_shard(image_manifest, tmp_path, monkeypatch) -> None:
