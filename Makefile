@@ -1,5 +1,5 @@
 # Every target installs what it needs first (a virtual environment in .venv, pinned by constraints.txt).
-# Variables you can override: PYTHON, VENV, N_JOBS, EXPERIMENT, DATASET.
+# Variables you can override: PYTHON, VENV, N_JOBS, EXPERIMENT, DATASET, OPENI_SELECT.
 PYTHON     ?= python3
 VENV       ?= .venv
 N_JOBS     ?= 2
@@ -8,6 +8,10 @@ EXPERIMENT ?= experiments/demo.toml
 PY         := $(VENV)/bin/python
 PIPELINE   := $(PY) -m pipeline
 MANIFEST   := artifacts/manifests/$(DATASET).csv
+# make openi: which images of the real OpenI release (views from torchxrayvision's shipped table):
+# the first frontal (PA/AP) film of each report. OPENI_SELECT="--one-per-report --drop-empty-text"
+# keeps one image per report, frontal first, lateral where no frontal view is known.
+OPENI_SELECT ?= --frontal-only --one-per-report --drop-empty-text
 IMAGE_ENCODER ?= efficientnet_lite0
 TEXT_ENCODER  ?= minilm
 
@@ -48,9 +52,9 @@ report: setup ## write the HTML/Markdown/CSV/LaTeX report of EXPERIMENT
 
 demo: data extract classify report ## the whole main job on the embedded default, offline
 
-openi: setup ## the reference-study table on real OpenI data: make openi REPORTS=.../NLMCXR_reports.tgz IMAGES=.../NLMCXR_png
+openi: setup ## the reference-study table on real OpenI data (frontal films): make openi REPORTS=.../NLMCXR_reports.tgz IMAGES=.../NLMCXR_png
 	@test -n "$(REPORTS)" -a -n "$(IMAGES)" || { echo "usage: make openi REPORTS=/path/NLMCXR_reports.tgz IMAGES=/path/NLMCXR_png"; exit 2; }
-	$(PIPELINE) data openi --reports $(REPORTS) --image-root $(IMAGES) --one-per-report --drop-empty-text
+	$(PIPELINE) data openi --reports $(REPORTS) --image-root $(IMAGES) $(OPENI_SELECT)
 	$(PIPELINE) extract --manifest artifacts/manifests/openi.csv --encoder $(IMAGE_ENCODER) --encoder $(TEXT_ENCODER) $(PARTIAL_OK)
 	$(PIPELINE) classify --config experiments/openi.toml --n-jobs $(N_JOBS)
 	$(PIPELINE) report --config experiments/openi.toml

@@ -137,6 +137,9 @@ def _resolve_image_path(rel: str, root: Path, allow_absolute: bool, sample_id: s
     return path if path.is_absolute() else Path(os.path.normpath(root / path))
 
 
+_SUSPECT_PATH = r"^(?:[/\\]|[A-Za-z]:)|(?:^|[/\\])\.\.(?:[/\\]|$)"
+
+
 def _path_problem(rel: str, allow_absolute: bool) -> str | None:
     if allow_absolute or not rel:
         return None
@@ -182,7 +185,10 @@ def validate_frame(frame: pd.DataFrame, *, where: str, allow_absolute_paths: boo
             f"(e.g. one row per image, or append the image name to the id)."
         )
     bad = []
-    for sid, rel in zip(ids, frame["image_path"].astype(str), strict=True):
+    paths = frame["image_path"].astype(str)
+    # only a path that starts at a root/drive or has a '..' part can be a problem (fast pre-filter)
+    suspect = paths.str.contains(_SUSPECT_PATH, regex=True) if not allow_absolute_paths else paths == ""
+    for sid, rel in zip(ids[suspect], paths[suspect], strict=True):
         problem = _path_problem(rel, allow_absolute_paths)
         if problem:
             bad.append(f"{sid!r} ({rel!r} {problem})")
@@ -203,6 +209,12 @@ def manifest_path(name: str, manifest_dir: str | Path = "artifacts/manifests") -
 
 def _sidecar(csv_path: Path) -> Path:
     return csv_path.with_suffix(".json")
+
+
+def dropped_path(csv_path: str | Path) -> Path:
+    """``<name>.dropped.csv`` next to manifest ``<name>.csv``: every dropped id with its reason."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(f"{csv_path.stem}.dropped.csv")
 
 
 def save_manifest(manifest: Manifest, csv_path: str | Path) -> Path:

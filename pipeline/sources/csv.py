@@ -58,6 +58,7 @@ def build_csv(
         image_root=Path(image_root) if image_root else Path(path).parent,
         label_source=label_source,
         default_label_rule=None,
+        images="optional",
         notes=tuple(notes),
         extra_meta={
             "source_dataset": normalize_dataset_name(source_dataset) if source_dataset else None
