@@ -1,8 +1,10 @@
 """The manifest: its schema, the validated ``Manifest`` table, and CSV + JSON sidecar load/save.
 
 A manifest is ``<manifest_dir>/<name>.csv`` plus a sidecar ``<name>.json`` (image_root,
-label rule, label source, dropped-row counts, notes). Columns are :data:`MANIFEST_COLUMNS`;
-sources may add extra columns after them (OpenI adds ``mesh_major``/``mesh_automatic``).
+label rule, label source, dropped-row counts, notes, ``schema_version``). Columns are
+:data:`MANIFEST_COLUMNS`; sources may add extra columns after them (OpenI adds
+``mesh_major``/``mesh_automatic``). ``report_text`` is findings + impression (the read);
+``indication`` and ``comparison`` are written before the read (:data:`CONTEXT_COLUMNS`).
 Labels live here, never in a feature store. Manifests are built by
 :func:`pipeline.build.build_manifest` from a registered source (:mod:`pipeline.sources`).
 """
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,7 +29,8 @@ from pipeline.labels import LabelRule
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA_VERSION = 1
+#: 2: the ``indication`` and ``comparison`` columns (schema 1 manifests must be rebuilt).
+MANIFEST_SCHEMA_VERSION = 2
 MANIFEST_COLUMNS = (
     "sample_id",
     "patient_id",
@@ -35,13 +39,20 @@ MANIFEST_COLUMNS = (
     "findings",
     "impression",
     "report_text",
+    "indication",
+    "comparison",
     "tags",
     "label",
     "label_source",
     "view",
 )
 FRONTAL_VIEWS = frozenset({"PA", "AP"})
-TEXT_MODES = ("both", "findings", "impression")
+#: Text written before the read (the exam's clinical question and prior exams): the
+#: non-leaking context. A table built in memory without these columns gets them empty.
+CONTEXT_COLUMNS = ("indication", "comparison")
+TEXT_MODES = ("both", "findings", "impression", "indication", "comparison")
+_TEXT_COLUMN = {"both": "report_text", "findings": "findings", "impression": "impression",
+                "indication": "indication", "comparison": "comparison"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,10 @@ class Manifest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_root", Path(self.image_root))
         object.__setattr__(self, "meta", dict(self.meta))
+        if isinstance(self.frame, pd.DataFrame):
+            absent = {c: "" for c in CONTEXT_COLUMNS if c not in self.frame.columns}
+            if absent:
+                object.__setattr__(self, "frame", self.frame.assign(**absent))
         validate_frame(
             self.frame,
             where=f"manifest {self.name!r}",
@@ -109,10 +124,9 @@ class Manifest:
         return [self.image_file(sid) for sid in self.frame["sample_id"]]
 
     def text(self, mode: str = "both") -> pd.Series:
-        """Report text per sample id: ``'both'`` (report_text), ``'findings'`` or ``'impression'``."""
-        column = {"both": "report_text", "findings": "findings", "impression": "impression"}.get(
-            mode
-        )
+        """Text per sample id: ``'both'`` (report_text = findings + impression), ``'findings'``,
+        ``'impression'``, or the pre-read context ``'indication'`` / ``'comparison'``."""
+        column = _TEXT_COLUMN.get(mode)
         if column is None:
             raise ConfigError(f"text mode {mode!r} is invalid; use one of {', '.join(TEXT_MODES)}.")
         return pd.Series(self.frame[column].to_numpy(), index=self.frame["sample_id"], name=column)
@@ -275,11 +289,7 @@ def load_manifest(path: str | Path) -> Manifest:
             raise ManifestError(
                 f"manifest sidecar {str(side)!r} is not valid JSON ({exc}); rebuild it."
             ) from exc
-        if int(meta.get("schema_version", 1)) > MANIFEST_SCHEMA_VERSION:
-            raise ManifestError(
-                f"manifest {str(side)!r} has schema_version {meta['schema_version']}, newer than this "
-                f"code ({MANIFEST_SCHEMA_VERSION}); upgrade the pipeline."
-            )
+        _check_schema(meta, side)
         root = Path(str(meta.get("image_root", ".")))
         image_root = root if root.is_absolute() else Path(os.path.normpath(csv_path.parent / root))
     else:
@@ -290,6 +300,46 @@ def load_manifest(path: str | Path) -> Manifest:
     name = str(meta.pop("name", csv_path.stem))
     meta.pop("image_root", None)
     return Manifest(name, frame, image_root, meta)
+
+
+def rebuild_command(meta: Mapping[str, Any]) -> str:
+    """The ``pipeline data ...`` command that rebuilds a manifest, from its sidecar's ``build``."""
+    build = meta.get("build") or {}
+    args = ["pipeline", "data", str(build.get("source") or "<format>")]
+    for key, value in sorted((build.get("options") or {}).items()):
+        if key == "manifest_dir" or value in (None, False):
+            continue
+        if key == "artifacts_root":
+            args += ["--artifacts", str(value)]
+        elif key == "check_images":
+            continue
+        elif value is True:
+            args.append("--" + key.replace("_", "-"))
+        else:
+            args += ["--" + key.replace("_", "-"), str(value)]
+    return " ".join(args)
+
+
+def _check_schema(meta: Mapping[str, Any], side: Path) -> None:
+    raw = meta.get("schema_version", 1)
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        raise ManifestError(
+            f"manifest sidecar {str(side)!r} has schema_version {raw!r}, not an integer; rebuild it "
+            f"with `{rebuild_command(meta)}`."
+        ) from None
+    if version > MANIFEST_SCHEMA_VERSION:
+        raise ManifestError(
+            f"manifest {str(side)!r} has schema_version {version}, newer than this code "
+            f"({MANIFEST_SCHEMA_VERSION}); upgrade the pipeline."
+        )
+    if version < MANIFEST_SCHEMA_VERSION:
+        raise ConfigError(
+            f"manifest {str(side.with_suffix('.csv'))!r} was built with manifest schema {version}; this "
+            f"code needs schema {MANIFEST_SCHEMA_VERSION} (it adds the {' and '.join(CONTEXT_COLUMNS)} "
+            f"columns). Rebuild it: `{rebuild_command(meta)}`."
+        )
 
 
 def load_manifest_meta(path: str | Path) -> dict[str, Any]:

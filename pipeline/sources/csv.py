@@ -41,7 +41,8 @@ def build_csv(
             "no patient_id column: every sample is its own CV group (leaks if patients repeat)."
         )
         logger.warning("%s has no patient_id column; each sample is its own CV group", path)
-    for col in ("report_id", "findings", "impression", "tags", "label", "view"):
+    for col in ("report_id", "findings", "impression", "indication", "comparison", "tags", "label",
+                "view"):
         if col not in df.columns:
             df[col] = ""
     if "report_text" not in df.columns:

@@ -156,6 +156,8 @@ def build_mimic_cxr(
             "findings": sections.findings,
             "impression": sections.impression,
             "report_text": join_text(sections.findings, sections.impression),
+            "indication": sections.indication,
+            "comparison": sections.comparison,
             "tags": tags,
             "label": "",
             "label_source": "chexpert:report",

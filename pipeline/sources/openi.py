@@ -84,7 +84,8 @@ def _iter_openi_xml(
 
 
 def parse_openi_report(data: bytes) -> dict[str, Any]:
-    """Parse one NLMCXR XML -> dict(report_id, findings, impression, major, automatic, images).
+    """Parse one NLMCXR XML -> dict(report_id, findings, impression, indication, comparison,
+    major, automatic, images).
 
     Raises ``ValueError`` with a reason when the XML is unusable.
     """
@@ -104,6 +105,8 @@ def parse_openi_report(data: bytes) -> dict[str, Any]:
         "report_id": report_id,
         "findings": sections.get("FINDINGS", ""),
         "impression": sections.get("IMPRESSION", ""),
+        "indication": sections.get("INDICATION", ""),
+        "comparison": sections.get("COMPARISON", ""),
         "major": [clean_text(n.text) for n in root.findall("./MeSH/major") if clean_text(n.text)],
         "automatic": [clean_text(n.text) for n in root.findall("./MeSH/automatic") if clean_text(n.text)],
         "images": [
@@ -187,6 +190,8 @@ def _openi_frame(reports: Path, limit: int | None, views: Mapping[str, str] | No
                     "findings": rep["findings"],
                     "impression": rep["impression"],
                     "report_text": text,
+                    "indication": rep["indication"],
+                    "comparison": rep["comparison"],
                     "tags": tags,
                     "label": "",
                     "label_source": "mesh:report",

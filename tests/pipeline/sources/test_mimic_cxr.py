@@ -264,3 +264,16 @@ def test_small_plain_csv_release(tmp_path):
     ones = build_manifest("mimic_cxr", reports_dir=tmp_path / "files", uncertain="positive",
                           name="u1", **common)
     assert ones.frame.set_index("sample_id").loc["d1", "tags"] == "cardiomegaly;effusion"
+
+
+def test_indication_and_comparison_of_every_layout(mimic_release, tmp_path):
+    m = _build(mimic_release, tmp_path, label_rule="finding_vs_rest:pneumonia", check_images=False)
+    expected = {"upper": ("___F with cough // eval for pneumonia", "___"),
+                "mixed": ("History: ___M with dyspnea", "None."),
+                "wet_read": ("chest pain", ""), "conclusion": ("Fever.", ""),
+                "no_findings": ("Line placement.", "")}
+    for study, layout in mimic_release.layouts.items():
+        rows = _study_rows(m, study)
+        if not rows.empty:
+            assert (rows.iloc[0]["indication"], rows.iloc[0]["comparison"]) == expected[layout]
+            assert "cough" not in rows.iloc[0]["report_text"]

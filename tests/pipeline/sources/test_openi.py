@@ -225,3 +225,14 @@ def test_openi_wrong_image_root_exits_2_naming_an_expected_file(openi_dir, tmp_p
     assert main(["data", "openi", "--reports", str(openi_dir), "--artifacts", str(tmp_path / "art")]) == 0
     assert main(["data", "openi", "--reports", str(openi_dir), "--image-root", str(tmp_path / "x"),
                  "--skip-image-check", "--name", "text", "--artifacts", str(tmp_path / "art")]) == 0
+
+
+def test_openi_indication_and_comparison_columns(real_openi):
+    """INDICATION/COMPARISON are parsed into their own columns; report_text stays the read."""
+    reports = real_openi.frame.drop_duplicates("report_id")
+    assert (reports["indication"] != "").sum() == 3765  # 3,865 of all 3,955 reports; these have images
+    assert (reports["comparison"] != "").sum() == 3252
+    cxr1 = reports.set_index("report_id").loc["CXR1"]
+    assert (cxr1["indication"], cxr1["comparison"]) == ("Positive TB test", "None.")
+    assert cxr1["report_text"] == f"{cxr1['findings']} {cxr1['impression']}"
+    assert not reports["report_text"].str.contains("Positive TB test").any()
