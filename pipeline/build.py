@@ -31,6 +31,7 @@ from pipeline.manifest import (
     FRONTAL_VIEWS,
     Manifest,
     dropped_path,
+    is_missing_label,
     manifest_path,
     save_manifest,
     validate_frame,
@@ -84,12 +85,17 @@ class DropLog:
         self.counts: Counter = Counter(dict(counts))
         self.items: list[DroppedItem] = list(items)
 
-    def rows(self, frame: pd.DataFrame, mask: pd.Series, reason: str, detail: str = "") -> None:
-        """Drop-record the rows of ``frame`` where ``mask`` is true."""
+    def rows(self, frame: pd.DataFrame, mask: pd.Series, reason: str,
+             detail: str | pd.Series = "") -> None:
+        """Drop-record the rows of ``frame`` where ``mask`` is true (``detail``: one text for
+        all, or a Series aligned with ``frame``)."""
         n = int(mask.sum())
         if n:
             self.counts[reason] += n
-            self.items += [(str(sid), "row", reason, detail) for sid in frame.loc[mask, "sample_id"]]
+            ids = frame.loc[mask, "sample_id"].astype(str)
+            details = (detail[mask].astype(str) if isinstance(detail, pd.Series)
+                       else pd.Series(detail, index=ids.index))
+            self.items += [(sid, "row", reason, d) for sid, d in zip(ids, details, strict=True)]
             logger.info("dropped %d row(s): %s", n, reason)
 
     def examples(self) -> dict[str, list[str]]:
@@ -198,13 +204,15 @@ def filter_rows(
 
 
 def _label_column(frame: pd.DataFrame, plan: BuildPlan, drops: DropLog) -> pd.DataFrame:
-    unlabeled = frame["label"].astype(str).str.strip() == ""
+    """The table's own ``label`` column: empty and NaN-like cells ('NaN', 'nan', 'NA', ...) are
+    missing labels, dropped as ``label:missing`` (the raw cell in the detail), never a class."""
+    unlabeled = frame["label"].map(is_missing_label).astype(bool)
     if unlabeled.all():
         raise ConfigError(
-            f"dataset {plan.name!r} has no labels: pass label_rule=... (e.g. 'normal_vs_abnormal') or "
-            f"fill the 'label' column."
+            f"dataset {plan.name!r} has no labels (every 'label' cell is empty or NaN-like): pass "
+            f"label_rule=... (e.g. 'normal_vs_abnormal') or fill the 'label' column."
         )
-    drops.rows(frame, unlabeled, "label:missing")
+    drops.rows(frame, unlabeled, "label:missing", "label cell " + frame["label"].map(repr))
     return frame[~unlabeled]
 
 

@@ -51,8 +51,19 @@ FRONTAL_VIEWS = frozenset({"PA", "AP"})
 #: non-leaking context. A table built in memory without these columns gets them empty.
 CONTEXT_COLUMNS = ("indication", "comparison")
 TEXT_MODES = ("both", "findings", "impression", "indication", "comparison")
+#: Label (and tag) cells that mean "no label": empty and the usual NaN spellings, compared
+#: stripped and case-insensitively. Such rows are dropped as ``label:missing``, never a class.
+MISSING_LABEL_VALUES = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null"})
 _TEXT_COLUMN = {"both": "report_text", "findings": "findings", "impression": "impression",
                 "indication": "indication", "comparison": "comparison"}
+
+
+def is_missing_label(value: Any) -> bool:
+    """True for a label cell that holds no label: None, float NaN, '' or a NaN spelling
+    (:data:`MISSING_LABEL_VALUES`: 'NaN', 'nan', 'NA', 'N/A', 'null', ...)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    return str(value).strip().lower() in MISSING_LABEL_VALUES
 
 
 @dataclass(frozen=True)
