@@ -66,11 +66,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="dataset format: openi_demo | openi | mimic_cxr | csv")
     p.add_argument("--name", help="dataset name (default: the format name)")
     p.add_argument("--reports", type=Path, help="openi/openi_demo: NLMCXR_reports folder or .tgz")
-    p.add_argument("--image-root", type=Path, help="image folder (e.g. NLMCXR_png, or MIMIC-CXR-JPG files/)")
-    p.add_argument("--view-csv", type=Path, help="openi: per-image view table (enables --frontal-only)")
-    p.add_argument("--metadata-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv")
-    p.add_argument("--labels-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv")
-    p.add_argument("--reports-dir", type=Path, help="mimic_cxr: folder of report .txt files")
+    p.add_argument("--image-root", type=Path,
+                   help="folder the image paths are relative to: openi: NLMCXR_png; mimic_cxr: the "
+                        "MIMIC-CXR-JPG release folder that CONTAINS files/ (not files/ itself)")
+    p.add_argument("--view-csv", help="openi: per-image view table (default: the one shipped with "
+                                      "torchxrayvision; 'none' for no views)")
+    p.add_argument("--metadata-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv(.gz)")
+    p.add_argument("--labels-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv(.gz)")
+    p.add_argument("--reports-dir", type=Path,
+                   help="mimic_cxr: the folder that contains files/pNN/pNNNNNNNN/sNNNNNNNN.txt (mimic-cxr-reports)")
+    p.add_argument("--uncertain", help="mimic_cxr: CheXpert -1 policy: zeros (U-Zeros, default) | "
+                                       "ones (U-Ones) | ignore (U-Ignore)")
+    p.add_argument("--split", choices=["official"],
+                   help="mimic_cxr: record the release's train/validate/test split in a 'split' column")
+    p.add_argument("--split-csv", type=Path,
+                   help="mimic_cxr: the split file (default: mimic-cxr-2.0.0-split.csv.gz next to --metadata-csv)")
     p.add_argument("--path", type=Path, help="csv: the manifest-shaped CSV file")
     p.add_argument("--label-rule", default=None,
                    help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:k=4")
@@ -78,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--one-per-report", action="store_true", help="keep one image per report (frontal first)")
     p.add_argument("--drop-empty-text", action="store_true", help="drop reports with empty findings+impression")
     p.add_argument("--allow-absolute-paths", action="store_true", help="allow image paths outside the image root")
-    p.add_argument("--limit", type=int, help="only the first N reports (quick trials)")
+    p.add_argument("--skip-image-check", dest="check_images", action="store_false",
+                   help="do not check that the images exist (a text-only manifest)")
+    p.add_argument("--drop-missing-images", action="store_true",
+                   help="drop rows whose image file is missing (default: keep them; extract lists them)")
+    p.add_argument("--limit", type=int,
+                   help="only the first N reports (openi: report files, mimic_cxr: studies; csv: rows)")
     _add_common(p)
 
     p = verbs.add_parser("extract", help="embed images/reports of a manifest into HDF5 stores")
@@ -176,16 +191,29 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from pipeline.build import build_manifest
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
-             "path", "label_rule", "frontal_only", "one_per_report", "drop_empty_text",
-             "allow_absolute_paths", "limit")
+             "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
+             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit")
     options = {k: getattr(args, k) for k in names if getattr(args, k) not in (None, False)}
+    if not args.check_images:
+        options["check_images"] = False
     manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
     meta = manifest.meta
     print(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
     print(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
           + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
+    if meta.get("chexpert_values"):
+        print(f"  CheXpert cells ({meta['uncertain_policy']}): "
+              + ", ".join(f"{k}={v}" for k, v in meta["chexpert_values"].items()))
+    if meta.get("image_check"):
+        check = meta["image_check"]
+        print(f"  images: {check['found']} of {check['checked']} found ({check['seconds']}s)")
+    examples, studies = meta.get("dropped_examples", {}), meta.get("dropped_studies", {})
     for reason, n in meta["dropped"].items():
-        print(f"  dropped {n:>6}  {reason}")
+        extra = [f"{studies[reason]} studies"] if reason in studies else []
+        extra += [f"e.g. {', '.join(examples[reason])}"] if examples.get(reason) else []
+        print(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
+    if meta.get("dropped_file"):
+        print(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
     for note in meta.get("notes", []):
         print(f"  note: {note}")
     return EXIT_OK
