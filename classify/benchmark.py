@@ -8,10 +8,13 @@ Flow of :func:`run_benchmark`:
 2. load or create the split plan (:mod:`classify.splits`);
 3. expand the grid into :class:`~classify.results.CellSpec` s and their keys; cells
    whose key is already stored are reused, the rest are computed;
-4. one joblib task per (cell, split): build the cell pipeline, fit on the training
-   rows, predict probabilities for the test rows, score them. Each task is seeded
-   and limited to ``threads_per_task`` BLAS/OpenMP threads, so scores are identical
-   for any ``n_jobs``. A cell is written (atomically) as soon as its splits are done.
+4. one joblib task per (prefix group, split): cells that differ only in the classifier
+   share the fitted fusion -> scaler -> sampler prefix, fitted once per split
+   (:mod:`classify.split_runner`; scores identical to fitting each cell alone); then
+   every classifier of the group is fitted on the training rows and scores the test
+   rows. Each task is seeded and limited to ``threads_per_task`` BLAS/OpenMP threads,
+   so scores are identical for any ``n_jobs``. The cells of a group are written
+   (atomically) as soon as all its splits are done.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classify.evaluate import score_fold
 from classify.experiment import Experiment, default_feature_sets
 from classify.features import FeatureSet, blocks_spec, build_feature_set
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
-from classify.pipeline_factory import build_pipeline, spec_notes
+from classify.pipeline_factory import spec_notes
 from classify.results import (
     ATTENTION_COLUMNS,
     COUNT_COLUMNS,
@@ -51,6 +53,7 @@ from classify.results_store import (
     write_cell,
 )
 from classify.samplers import check_training_folds
+from classify.split_runner import group_by_prefix, run_split_group
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.helpers import did_you_mean
@@ -188,49 +191,6 @@ def _spec_id(d: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- one split
-def run_split(
-    spec: CellSpec,
-    cols: np.ndarray,
-    blocks: tuple[tuple[str, int, int], ...],
-    X: np.ndarray,
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    *,
-    n_classes: int,
-    positive: int | None,
-    seed: int,
-    threads: int = 1,
-) -> dict[str, Any]:
-    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads):
-        Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed)
-        t0 = time.perf_counter()
-        pipe.fit(Xc[train], y[train])
-        t1 = time.perf_counter()
-        raw = pipe.predict_proba(Xc[test])
-        t2 = time.perf_counter()
-    proba = np.zeros((len(test), n_classes))
-    proba[:, np.asarray(pipe.classes_, dtype=int)] = raw
-    sampler = pipe.named_steps["sampler"]
-    fusion = pipe.named_steps["fusion"]
-    att = getattr(fusion, "modality_weights_", None)
-    return {
-        "proba": proba,
-        "scores": score_fold(y[test], proba, positive),
-        "before": dict(sampler.counts_before_),
-        "after": dict(sampler.counts_after_),
-        "k": int(sampler.k_neighbors_),
-        "notes": list(sampler.notes_),
-        "fit_seconds": t1 - t0,
-        "predict_seconds": t2 - t1,
-        "attention": None if att is None else [float(a) for a in att],
-    }
-
-
 def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
                   outs: Sequence[tuple[int, int, dict[str, Any]]]) -> CellResult:
     """Combine per-split outputs (in plan order) into a :class:`CellResult`."""
@@ -410,7 +370,8 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     for p in todo:
         cols, blocks = fs.columns(p.spec.stores)
         layouts[p.key] = (cols, blocks_spec(blocks))
-    tasks = [(p, r, f) for p in todo for r, f in splits]
+    groups = [tuple(todo[i] for i in g) for g in group_by_prefix([p.spec for p in todo])]
+    tasks = [(g, r, f) for g in groups for r, f in splits]
     positive = fs.positive_index
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
@@ -418,12 +379,12 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
 
             stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y]))
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(run_split)(
-                p.spec, layouts[p.key][0], layouts[p.key][1], fs.X, fs.y, *plan.indices(r, f),
-                n_classes=len(fs.classes), positive=positive, seed=exp.cv.seed,
-                threads=exp.threads_per_task,
+            delayed(run_split_group)(
+                [p.spec for p in g], layouts[g[0].key][0], layouts[g[0].key][1], fs.X, fs.y,
+                *plan.indices(r, f), n_classes=len(fs.classes), positive=positive,
+                seed=exp.cv.seed, threads=exp.threads_per_task,
             )
-            for p, r, f in tasks
+            for g, r, f in tasks
         )
         _collect(exp, plan, fs, meta, tasks, gen, len(splits), results)
 
@@ -439,17 +400,17 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
 
 def _collect(exp: Experiment, plan: SplitPlan, fs: FeatureSet, meta: dict[str, Any],
              tasks: list, gen: Any, n_splits: int, results: dict[str, CellResult]) -> None:
-    """Assemble and store each cell as soon as all its splits have come back."""
-    buffer: list[tuple[int, int, dict[str, Any]]] = []
-    for (p, r, f), out in zip(tasks, gen, strict=True):
-        buffer.append((r, f, out))
+    """Assemble and store the cells of a prefix group as soon as all its splits are back."""
+    buffer: list[tuple[int, int, list[dict[str, Any]]]] = []
+    for (group, r, f), outs in zip(tasks, gen, strict=True):
+        buffer.append((r, f, outs))
         if len(buffer) < n_splits:
             continue
-        cell = assemble_cell(p.spec, p.key, plan, fs, buffer)
+        for i, p in enumerate(group):
+            cell = assemble_cell(p.spec, p.key, plan, fs, [(r, f, o[i]) for r, f, o in buffer])
+            path = write_cell(exp.results_dir, cell, meta, fs.classes)
+            results[p.key] = CellResult(**{**cell.__dict__, "path": path})
+            mean, std = cell.summary("roc_auc")
+            log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
+                     cell.fit_seconds)
         buffer = []
-        path = write_cell(exp.results_dir, cell, meta, fs.classes)
-        results[p.key] = CellResult(**{**cell.__dict__, "path": path})
-        mean, std = cell.summary("roc_auc")
-        log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
-                 cell.fit_seconds)
-

@@ -90,6 +90,7 @@ def test_fitted_text_encoder_is_refused(image_manifest, tmp_path: Path) -> None:
         run_extract_distributed(image_manifest, "tfidf_svd", tmp_path, scheduler="tcp://x:1")
 
 
+@pytest.mark.slow
 def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster
@@ -122,6 +123,7 @@ def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> 
         (tmp_path / "dist" / SHARDS_DIR / "toy").iterdir())
 
 
+@pytest.mark.slow
 def test_cli_extract_with_scheduler_fills_the_normal_store(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     from distributed import LocalCluster

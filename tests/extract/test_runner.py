@@ -16,6 +16,7 @@ from pipeline.store import FeatureStore
 from .conftest import REPORTS
 
 
+@pytest.mark.slow
 def test_image_run_writes_store_and_rerun_embeds_nothing(image_manifest, tmp_path: Path) -> None:
     root = tmp_path / "features"
     s = run_extract(image_manifest, "efficientnet_lite0", root, batch_size=4, num_workers=0)
@@ -42,6 +43,7 @@ def test_image_run_writes_store_and_rerun_embeds_nothing(image_manifest, tmp_pat
     np.testing.assert_array_equal(FeatureStore(s.store).read(), store.read())
 
 
+@pytest.mark.slow
 def test_vectors_do_not_depend_on_batching_or_workers(image_manifest, tmp_path: Path) -> None:
     a = run_extract(
         image_manifest, "efficientnet_lite0", tmp_path / "a", batch_size=2, num_workers=0
@@ -56,6 +58,7 @@ def test_vectors_do_not_depend_on_batching_or_workers(image_manifest, tmp_path: 
     assert a.failed == b.failed
 
 
+@pytest.mark.slow
 def test_interrupted_run_keeps_flushed_batches(image_manifest, tmp_path: Path, monkeypatch) -> None:
     from extract.encoders import ImageEncoder
 
@@ -97,6 +100,7 @@ def test_random_weights_store_is_labelled(image_manifest, tmp_path: Path, empty_
     assert FeatureStore(s.store).provenance["weights_name"] == "random-init"
 
 
+@pytest.mark.slow
 def test_text_modes_are_separate_stores_and_empty_text_fails(text_manifest, tmp_path: Path) -> None:
     both = run_extract(text_manifest, "minilm", tmp_path, batch_size=2)
     findings = run_extract(text_manifest, "minilm", tmp_path, batch_size=2, text_mode="findings")
@@ -112,6 +116,7 @@ def test_text_modes_are_separate_stores_and_empty_text_fails(text_manifest, tmp_
     assert run_extract(text_manifest, "minilm", tmp_path, batch_size=2).n_embedded == 0
 
 
+@pytest.mark.slow
 def test_masked_mode_masks_label_terms(text_manifest, tmp_path: Path) -> None:
     plain = run_extract(text_manifest, "minilm", tmp_path, text_mode="impression")
     masked = run_extract(
@@ -184,6 +189,7 @@ def test_select_text() -> None:
     )
 
 
+@pytest.mark.slow
 def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> None:
     import pandas as pd
 

@@ -12,7 +12,7 @@ import pytest
 from pipeline.build import build_manifest
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from tests.reliability._cli import experiment, out, run, text_rows, write_csv_manifest
+from tests.reliability._cli import experiment, run_in_process, text_rows, write_csv_manifest
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,9 @@ def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, rows in (("cfg", text_rows(30, n_groups=6)), ("tiny", text_rows(20, minority=2))):
         build_manifest("csv", path=write_csv_manifest(art / f"{name}.src.csv", rows), name=name,
                        artifacts_root=art)
-        proc = run("extract", "--manifest", art / "manifests" / f"{name}.csv", "--encoder",
-                   "tfidf_svd", "--no-progress", "--artifacts", art)
-        assert proc.returncode == EXIT_OK, out(proc)
+        code = run_in_process("extract", "--manifest", art / "manifests" / f"{name}.csv",
+                              "--encoder", "tfidf_svd", "--no-progress", "--artifacts", art)
+        assert code == EXIT_OK
     return art
 
 

@@ -74,6 +74,7 @@ def test_unparseable_xml_is_listed_per_file(built):
     assert "22.xml" in log and "24.xml" in log
 
 
+@pytest.mark.slow
 def test_empty_and_long_reports_are_recorded_in_extract(built):
     art, _ = built
     proc = run("extract", "--manifest", art / "manifests" / "openi.csv", "--encoder", "minilm",

@@ -70,6 +70,7 @@ def test_registry_meta() -> None:
     assert "mimic-iii" in TEXT_ENCODERS.meta("clinicalbert")["trained_on"]
 
 
+@pytest.mark.slow
 def test_minilm_shapes_norms_and_determinism(minilm) -> None:
     a, b = minilm.encode(TEXTS), minilm.encode(TEXTS)
     assert a.X.shape == (3, 384) and a.X.dtype == np.float32
@@ -87,6 +88,7 @@ def test_minilm_shapes_norms_and_determinism(minilm) -> None:
     assert len(desc["weights_sha256"]) == 64 and desc["modality"] == "text"
 
 
+@pytest.mark.slow
 def test_length_sorted_batches_equal_unsorted(minilm) -> None:
     texts = ["short.", *TEXTS, "a much longer report " * 12, "mid length report text here"]
     minilm.sort_by_length = True
@@ -99,6 +101,7 @@ def test_length_sorted_batches_equal_unsorted(minilm) -> None:
     np.testing.assert_allclose(sorted_x, unsorted_x, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_truncation_is_counted(minilm) -> None:
     result = minilm.encode(["normal chest", "opacity " * 400])
     assert result.truncated.tolist() == [False, True] and result.n_truncated == 1

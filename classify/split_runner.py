@@ -1,0 +1,199 @@
+"""Fit and score cells on one train/test split: the shared prefix once, then every classifier.
+
+A cell's estimator is one imblearn ``Pipeline`` (fusion -> scale -> sampler -> classifier,
+:func:`classify.pipeline_factory.build_pipeline`). Cells that differ only in the classifier
+share everything before it: the same stores, fusion (and its parameters), sampler (and its
+parameters) and seed fit the same prefix on the same training rows. :func:`run_split_group`
+therefore fits that prefix ONCE per split (for attention fusion: one torch training instead
+of one per classifier), resamples once, transforms the test rows once, and fits each
+classifier on the result. Steps are called exactly as ``Pipeline.fit`` / ``predict_proba``
+call them (``fit_transform`` for transformers, ``fit_resample`` for the sampler, samplers
+skipped at prediction), so every probability and score is identical to fitting each cell's
+pipeline on its own (:func:`run_split`, the reference; a test compares the two).
+
+A soft-voting classifier whose members are also classifiers of the group, with the same
+parameters, reuses their fitted members' probabilities instead of fitting them again; the
+vote (``np.average`` over members, as ``VotingClassifier.predict_proba`` computes it) is
+unchanged.
+
+Timings per cell: ``fit_seconds`` = the classifier's own fit plus an equal share of the
+prefix fit; ``predict_seconds`` = its own prediction plus an equal share of transforming the
+test rows. Summed over the cells of a split they are the split's real compute time (a
+reusing voting cell counts only its own work).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.ensemble import VotingClassifier
+
+from classify.evaluate import score_fold
+from classify.pipeline_factory import build_pipeline
+from classify.results import CellSpec
+
+
+def prefix_key(spec: CellSpec) -> str:
+    """Cells with equal keys share the fitted pipeline prefix (everything but the classifier)."""
+    return json.dumps([list(spec.stores), spec.fusion, spec.component_params("fusion"),
+                       spec.sampler, spec.component_params("sampler")],
+                      sort_keys=True, default=str)
+
+
+def group_by_prefix(specs: Sequence[CellSpec]) -> list[list[int]]:
+    """Indices of ``specs`` grouped by :func:`prefix_key`, groups in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        groups.setdefault(prefix_key(spec), []).append(i)
+    return list(groups.values())
+
+
+def _outputs(pipe_steps: dict[str, Any], proba: np.ndarray, y_test: np.ndarray,
+             positive: int | None, fit_s: float, predict_s: float) -> dict[str, Any]:
+    sampler, fusion = pipe_steps["sampler"], pipe_steps["fusion"]
+    att = getattr(fusion, "modality_weights_", None)
+    return {
+        "proba": proba,
+        "scores": score_fold(y_test, proba, positive),
+        "before": dict(sampler.counts_before_),
+        "after": dict(sampler.counts_after_),
+        "k": int(sampler.k_neighbors_),
+        "notes": list(sampler.notes_),
+        "fit_seconds": fit_s,
+        "predict_seconds": predict_s,
+        "attention": None if att is None else [float(a) for a in att],
+    }
+
+
+def _full_proba(raw: np.ndarray, classes: Any, n_rows: int, n_classes: int) -> np.ndarray:
+    proba = np.zeros((n_rows, n_classes))
+    proba[:, np.asarray(classes, dtype=int)] = raw
+    return proba
+
+
+def run_split(
+    spec: CellSpec,
+    cols: np.ndarray,
+    blocks: tuple[tuple[str, int, int], ...],
+    X: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    n_classes: int,
+    positive: int | None,
+    seed: int,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """One cell alone: its whole pipeline fitted on ``train`` rows, ``test`` rows scored."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        Xc = np.asarray(X[:, cols], dtype=np.float64)
+        pipe = build_pipeline(spec, blocks, random_state=seed)
+        t0 = time.perf_counter()
+        pipe.fit(Xc[train], y[train])
+        t1 = time.perf_counter()
+        raw = pipe.predict_proba(Xc[test])
+        t2 = time.perf_counter()
+    proba = _full_proba(raw, pipe.classes_, len(test), n_classes)
+    return _outputs(pipe.named_steps, proba, y[test], positive, t1 - t0, t2 - t1)
+
+
+def _params_key(est: Any) -> str:
+    """Identity of an unfitted estimator: its class and every (nested) parameter."""
+    params = {k: (type(v).__name__ if hasattr(v, "get_params") else v)
+              for k, v in est.get_params(deep=True).items()}
+    return type(est).__name__ + json.dumps(params, sort_keys=True, default=repr)
+
+
+def run_split_group(
+    specs: Sequence[CellSpec],
+    cols: np.ndarray,
+    blocks: tuple[tuple[str, int, int], ...],
+    X: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    *,
+    n_classes: int,
+    positive: int | None,
+    seed: int,
+    threads: int = 1,
+) -> list[dict[str, Any]]:
+    """Cells sharing one prefix (same :func:`prefix_key`) on one split; one output per spec.
+
+    Each output equals :func:`run_split` for that spec (timings aside).
+    """
+    from threadpoolctl import threadpool_limits
+
+    keys = {prefix_key(s) for s in specs}
+    if len(keys) != 1:
+        raise ValueError(f"cells with different pipeline prefixes cannot share one: {keys}")
+    with threadpool_limits(limits=threads):
+        Xc = np.asarray(X[:, cols], dtype=np.float64)
+        pipes = [build_pipeline(s, blocks, random_state=seed) for s in specs]
+        prefix = pipes[0].steps[:-1]
+        # fit the prefix exactly as imblearn's Pipeline.fit does
+        t0 = time.perf_counter()
+        Xt, yt = Xc[train], y[train]
+        for _, step in prefix:
+            if hasattr(step, "fit_resample"):
+                Xt, yt = step.fit_resample(Xt, yt)
+            else:
+                Xt = step.fit_transform(Xt, yt)
+        t1 = time.perf_counter()
+        Xe = Xc[test]
+        for _, step in prefix:  # prediction skips samplers, as Pipeline.predict_proba does
+            if not hasattr(step, "fit_resample"):
+                Xe = step.transform(Xe)
+        t2 = time.perf_counter()
+        share_fit, share_pred = (t1 - t0) / len(specs), (t2 - t1) / len(specs)
+        steps = dict(prefix)
+        # class codes of a training fold are 0..k-1, so VotingClassifier's label encoding is
+        # the identity and its members can be fitted (or reused) on ``yt`` directly
+        classes_t = np.unique(yt)
+        codes_are_encoded = np.array_equal(classes_t, np.arange(len(classes_t)))
+        fitted: dict[str, tuple[np.ndarray, Any]] = {}  # params key -> (test proba, classes)
+
+        def fit_predict(est: Any) -> tuple[np.ndarray, Any, float, float]:
+            key = _params_key(est)
+            if key in fitted:
+                return (*fitted[key], 0.0, 0.0)
+            ta = time.perf_counter()
+            est.fit(Xt, yt)
+            tb = time.perf_counter()
+            fitted[key] = (est.predict_proba(Xe), est.classes_)
+            return (*fitted[key], tb - ta, time.perf_counter() - tb)
+
+        def shared_vote(clf: Any) -> bool:
+            return codes_are_encoded and _is_soft_vote(clf)
+
+        # standalone cells first, so soft votes find their members already fitted
+        order = sorted(range(len(specs)), key=lambda i: shared_vote(pipes[i].steps[-1][1]))
+        outs: list[dict[str, Any]] = [{}] * len(specs)
+        for i in order:
+            clf = pipes[i].steps[-1][1]
+            if shared_vote(clf):
+                # as VotingClassifier: members cloned, fitted, probabilities np.average'd
+                members = [fit_predict(clone(est)) for _, est in clf.estimators]
+                tv = time.perf_counter()
+                raw = np.average(np.asarray([m[0] for m in members]), axis=0)
+                fit_s = sum(m[2] for m in members)
+                pred_s = sum(m[3] for m in members) + time.perf_counter() - tv
+                classes = classes_t
+            else:
+                raw, classes, fit_s, pred_s = fit_predict(clf)
+            proba = _full_proba(raw, classes, len(test), n_classes)
+            outs[i] = _outputs(steps, proba, y[test], positive, fit_s + share_fit,
+                               pred_s + share_pred)
+    return outs
+
+
+def _is_soft_vote(clf: Any) -> bool:
+    return isinstance(clf, VotingClassifier) and clf.voting == "soft" and clf.weights is None
