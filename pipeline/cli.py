@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from pipeline.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USER_ERROR,
+    UNCLOSABLE_HDF5,
     ConfigError,
     PipelineError,
     is_os_fault,
@@ -179,6 +181,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     _log_file_note(log_file)
     return code
+
+
+def console() -> None:
+    """Entry point of ``python -m pipeline`` and ``cxr-pipeline``: exit with :func:`main`'s code.
+
+    After an HDF5 write that the system refused, the process ends with ``os._exit`` once its
+    output is flushed: HDF5 would crash tearing down that file (see ``UNCLOSABLE_HDF5``).
+    """
+    code = main()
+    if UNCLOSABLE_HDF5:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _log_file_note(log_file: Path | None) -> None:
@@ -384,4 +401,4 @@ _VERBS = {
 }
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

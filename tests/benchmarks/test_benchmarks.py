@@ -91,3 +91,16 @@ def test_image_benchmark(tmp_path: Path) -> None:
     assert len(out.tables[0].rows) == 4  # 2 encoders x 2 layouts
     assert {r.what.split(" ")[0] for r in out.ratios} == {"efficientnet_lite0", "resnet50"}
     assert out.costs["decode_img_s_core.256"] > out.costs["decode_img_s_core.2048"]
+
+
+def test_store_verify_reports_seconds_per_gb(tmp_path: Path) -> None:
+    from benchmarks.store_verify import run
+
+    out = run(_cfg(tmp_path))
+    (row,) = out.tables[0].rows
+    gb, rows, dim, verify_s, per_gb = row[:5]
+    assert 0.016 < gb < 0.025 and rows == 16 * (1 << 20) // (4 * 1280) and dim == 1280
+    assert verify_s > 0 and per_gb == pytest.approx(verify_s / gb, rel=0.02)
+    assert out.ratios[0].bench == "verify"
+    assert out.costs["verify_s_per_gb"] == pytest.approx(per_gb, abs=0.01)
+    assert not (tmp_path / "work" / "verify").exists()  # the GB-sized scratch store is removed
