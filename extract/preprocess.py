@@ -165,7 +165,11 @@ def gray8_to_array(gray: Any, config: PreprocessConfig) -> np.ndarray:
         return np.ascontiguousarray(np.repeat(x[None], config.channels, axis=0))
     mean = np.asarray(config.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(config.std, dtype=np.float32)[:, None, None]
-    return np.ascontiguousarray((np.repeat(x[None], config.channels, axis=0) - mean) / std)
+    # Broadcasting the grey channel against the per-channel mean/std gives exactly the
+    # values of repeating it first (the same float32 operations), without the copy.
+    out = x[None] - mean
+    out /= std
+    return out
 
 
 def load_image(path: str | Path, config: PreprocessConfig) -> ImageResult:
