@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: min(4, cpus))")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="inference backend (default auto: ONNX Runtime on CPU, checked against torch; torch on GPUs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU cores for inference (default: all cores this process may use)")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--equalize", action="store_true", help="histogram-equalise images (its own store key, <name>+eq)")
     p.add_argument("--allow-download", action="store_true",

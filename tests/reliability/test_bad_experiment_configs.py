@@ -14,7 +14,14 @@ import pytest
 from pipeline.build import build_manifest
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from tests.reliability._cli import experiment, run_in_process, text_rows, write_csv_manifest
+from tests.reliability._cli import (
+    experiment,
+    out,
+    run,
+    run_in_process,
+    text_rows,
+    write_csv_manifest,
+)
 
 
 @pytest.fixture(scope="module")

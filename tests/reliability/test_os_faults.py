@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.build import build_manifest
 from pipeline.cli import main
-from pipeline.datasets import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from pipeline.store import FeatureStore
 from tests.reliability._cli import (
