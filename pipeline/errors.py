@@ -51,3 +51,7 @@ class MissingWeightsError(PipelineError, FileNotFoundError):
 
 class DataError(PipelineError, ValueError):
     """Feature matrices or labels are unusable (NaN/inf, one class, ...)."""
+
+
+class BundleError(PipelineError, ValueError):
+    """A model bundle is missing, modified, made by a newer schema, or holds untrusted types."""
