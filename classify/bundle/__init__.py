@@ -10,10 +10,10 @@
 
 from classify.bundle.card import ModelCard, StoreRequirement
 from classify.bundle.final import FinalFit, fit_final
-from classify.bundle.io import BUNDLE_SCHEMA, TRUSTED_TYPES, Bundle, load_bundle, read_card
+from classify.bundle.io import BUNDLE_SCHEMA, Bundle, load_bundle, read_card, trusted_types
 from classify.bundle.predict import PredictionResult, run_predict
 
 __all__ = [
-    "BUNDLE_SCHEMA", "TRUSTED_TYPES", "Bundle", "FinalFit", "ModelCard", "PredictionResult",
-    "StoreRequirement", "fit_final", "load_bundle", "read_card", "run_predict",
+    "BUNDLE_SCHEMA", "Bundle", "FinalFit", "ModelCard", "PredictionResult", "StoreRequirement",
+    "fit_final", "load_bundle", "read_card", "run_predict", "trusted_types",
 ]

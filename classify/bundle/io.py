@@ -11,7 +11,7 @@ A bundle is a folder ``artifacts/models/<name>/``::
 Loading (:func:`load_bundle`) refuses, with exit code 2 and a message naming the file:
 a folder that is not a bundle, a card of a newer :data:`BUNDLE_SCHEMA`, any digest that
 does not match (a modified or truncated file), and any type in ``model.skops`` outside
-:data:`TRUSTED_TYPES` (named in the message; nothing from the file is constructed or run
+:func:`trusted_types` (named in the message; nothing from the file is constructed or run
 before this check). The digests detect corruption and casual edits; they are not a
 signature (whoever can rewrite the folder can rewrite the digests too).
 """
@@ -40,18 +40,11 @@ MODEL_FILE = "model.skops"
 CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
 
-#: Types that skops does not trust by default but a cell pipeline is made of. Anything else
-#: found in a model file is refused by name. scikit-learn/numpy/builtin types that skops
-#: trusts by default are accepted through skops' own list.
-TRUSTED_TYPES = (
+#: Library types that skops does not trust by default but cell pipelines are made of.
+#: scikit-learn/numpy/builtin types that skops trusts by default are accepted through skops'
+#: own list; the project's own types come from :func:`trusted_types`.
+LIBRARY_TYPES = (
     "imblearn.pipeline.Pipeline",
-    "classify.fusion.SingleFusion",
-    "classify.fusion.ConcatFusion",
-    "classify.fusion.WeightedSumFusion",
-    "classify.fusion.AttentionFusion",
-    "classify.samplers.FoldSampler",
-    "classify.models.BalancedWeights",
-    "classify.models.VoteShareClassifier",
     "xgboost.sklearn.XGBClassifier",
     "xgboost.core.Booster",
     "sklearn.tree._tree.Tree",
@@ -60,6 +53,21 @@ TRUSTED_TYPES = (
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
     "sklearn.utils._bunch.Bunch",
 )
+
+
+def trusted_types() -> tuple[str, ...]:
+    """Every type a model file may hold beyond skops' defaults: :data:`LIBRARY_TYPES` plus
+    the project's registered fusions, the fold sampler and the classifier wrappers (named
+    from the classes themselves, so moving a module keeps the list right). Anything else
+    in a model file is refused by name."""
+    from classify.fusion import FUSIONS
+    from classify.models import BalancedWeights, VoteShareClassifier
+    from classify.samplers import FoldSampler
+
+    own = [FUSIONS.get(n) for n in FUSIONS.names()] + [FoldSampler, BalancedWeights,
+                                                       VoteShareClassifier]
+    return tuple(sorted({f"{c.__module__}.{c.__qualname__}" for c in own} | set(LIBRARY_TYPES)))
+
 
 
 @dataclass(frozen=True)
@@ -106,7 +114,7 @@ def write_bundle(folder: str | os.PathLike, estimator: Any, card: ModelCard, *,
     tmp.mkdir()
     try:
         sio.dump(estimator, tmp / MODEL_FILE)
-        _check_types(tmp / MODEL_FILE)  # never write a bundle that could not be loaded
+        check_model_types(tmp / MODEL_FILE)  # never write a bundle that could not be loaded
         card = replace(card, bundle_schema=BUNDLE_SCHEMA,
                        files={MODEL_FILE: sha256_file(tmp / MODEL_FILE)})
         atomic_write(tmp / CARD_MD, render_card_markdown(card))
@@ -181,7 +189,7 @@ def read_card(folder: str | os.PathLike) -> ModelCard:
         raise BundleError(f"{path} lacks a required field or has a malformed one ({exc!r})") from None
 
 
-def _check_types(model_path: Path) -> list[str]:
+def check_model_types(model_path: Path) -> list[str]:
     """The skops types of ``model_path`` beyond skops' defaults; BundleError on unknown ones."""
     import skops.io as sio
 
@@ -190,12 +198,13 @@ def _check_types(model_path: Path) -> list[str]:
     except (zipfile.BadZipFile, json.JSONDecodeError, KeyError, ValueError, OSError) as exc:
         raise BundleError(f"{model_path} is not a readable skops file ({exc.__class__.__name__}: "
                           f"{exc}); re-run `pipeline fit-final`") from None
-    unknown = sorted(t for t in untrusted if t not in TRUSTED_TYPES)
+    allowed = set(trusted_types())
+    unknown = sorted(t for t in untrusted if t not in allowed)
     if unknown:
         raise BundleError(
             f"{model_path} contains types that are not on the trusted list: {', '.join(unknown)}. "
             "Nothing from the file was loaded. A bundle holds only the project's cell pipeline "
-            "types (classify.bundle.io.TRUSTED_TYPES); do not load files from unknown sources"
+            "types (classify.bundle.io.trusted_types()); do not load files from unknown sources"
         )
     return list(untrusted)
 
@@ -207,7 +216,7 @@ def load_bundle(folder: str | os.PathLike) -> Bundle:
     folder = Path(folder)
     card = read_card(folder)
     model_path = folder / MODEL_FILE
-    trusted = _check_types(model_path)
+    trusted = check_model_types(model_path)
     try:
         estimator = sio.load(model_path, trusted=trusted)
     except (ImportError, AttributeError, TypeError, ValueError, KeyError) as exc:

@@ -246,3 +246,47 @@ def test_unknown_type_is_refused_by_name_and_never_runs(bundle_path):
         load_bundle(bundle_path)
     assert err.value.exit_code == 2
     assert not Booby.ran
+
+
+def _combos():
+    from classify.fusion import FUSIONS
+    from classify.models import CLASSIFIERS
+    from classify.samplers import SAMPLERS
+
+    out = [("concat", "smote", c, {}) for c in CLASSIFIERS.names()]
+    out += [(f, "smote", "logistic", {}) for f in FUSIONS.names() if f != "concat"]
+    out += [("concat", s, "logistic", {}) for s in SAMPLERS.names() if s != "smote"]
+    out += [("concat", "class_weight", c, {}) for c in ("xgboost", "mlp", "voting_hard")]
+    out += [("concat", "smote", "logistic", {"fusion": {"reduce": "ica", "n_components": 3}}),
+            ("concat", "smote", "mlp", {"classifier": {"solver": "sgd", "max_iter": 20}})]
+    return out
+
+
+@pytest.mark.parametrize("fusion,sampler,clf,params", _combos())
+def test_every_component_round_trips_under_the_trusted_list(tmp_path, fusion, sampler, clf, params):
+    """A type missing from the trusted list would make fit-final refuse its own bundle."""
+    import warnings
+
+    import skops.io as sio
+
+    from classify.bundle.io import check_model_types
+    from classify.pipeline_factory import build_pipeline
+    from classify.results import CellSpec
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 8))
+    y = (X[:, 0] + X[:, 5] > 0.8).astype(int)
+    one = fusion == "single"
+    spec = CellSpec("f", ("a",) if one else ("a", "b"), ("image",) if one else ("image", "text"),
+                    fusion, sampler, clf, params)
+    blocks = (("a", 0, 8),) if one else (("a", 0, 4), ("b", 4, 8))
+    pipe = build_pipeline(spec, blocks)
+    if fusion == "attention":
+        pipe.set_params(fusion__epochs=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings of tiny fits
+        pipe.fit(X, y)
+    path = tmp_path / "m.skops"
+    sio.dump(pipe, path)
+    loaded = sio.load(path, trusted=check_model_types(path))
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
