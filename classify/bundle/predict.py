@@ -28,7 +28,7 @@ import pandas as pd
 
 from classify.bundle.card import StoreRequirement
 from classify.bundle.io import Bundle
-from classify.bundle.threshold import apply_threshold
+from classify.bundle.threshold import ThresholdChoice, apply_threshold
 from classify.evaluate import METRICS, higher_is_better, score_fold
 from pipeline.errors import StoreError
 from pipeline.helpers import atomic_write
@@ -143,19 +143,41 @@ def _labels(bundle: Bundle, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]
     return np.array([lab or "" for lab in assignment.labels], dtype=object), []
 
 
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else math.nan
+
+
+THRESHOLD_METRICS = ("sensitivity@threshold", "specificity@threshold", "ppv@threshold",
+                     "npv@threshold")
+
+
+def _scores(y: np.ndarray, proba: np.ndarray, positive: int | None,
+            choice: ThresholdChoice) -> dict[str, float]:
+    """:func:`score_fold` metrics (argmax, as in CV) plus, for a binary model with a threshold,
+    sensitivity/specificity/PPV/NPV at that threshold."""
+    out = score_fold(y, proba, positive)
+    if choice.value is not None and positive is not None and proba.shape[1] == 2:
+        pred = apply_threshold(proba, choice, positive) == positive
+        true = y == positive
+        out["sensitivity@threshold"] = _ratio((pred & true).sum(), true.sum())
+        out["specificity@threshold"] = _ratio((~pred & ~true).sum(), (~true).sum())
+        out["ppv@threshold"] = _ratio((pred & true).sum(), pred.sum())
+        out["npv@threshold"] = _ratio((~pred & ~true).sum(), (~pred).sum())
+    return out
+
+
 def _bootstrap(y: np.ndarray, proba: np.ndarray, groups: np.ndarray, positive: int | None,
-               n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
+               choice: ThresholdChoice, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
     """Percentile 95% intervals of every metric, resampling patients with replacement."""
     rng = np.random.default_rng(seed)
     uniq, inverse = np.unique(groups, return_inverse=True)
     rows_of = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
-    draws: dict[str, list[float]] = {m: [] for m in METRICS}
+    draws: dict[str, list[float]] = {}
     for _ in range(n_boot):
         pick = rng.integers(0, len(uniq), len(uniq))
         idx = np.concatenate([rows_of[g] for g in pick])
-        s = score_fold(y[idx], proba[idx], positive)
-        for m in METRICS:
-            draws[m].append(s[m])
+        for m, v in _scores(y[idx], proba[idx], positive, choice).items():
+            draws.setdefault(m, []).append(v)
     out = {}
     for m, v in draws.items():
         a = np.asarray(v, dtype=float)
@@ -167,14 +189,24 @@ def _bootstrap(y: np.ndarray, proba: np.ndarray, groups: np.ndarray, positive: i
 
 def score_new_data(bundle: Bundle, y: np.ndarray, proba: np.ndarray, groups: np.ndarray, *,
                    n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[MetricRow, ...]:
-    """Metrics on new labelled rows with bootstrap CIs, each beside the card's CV interval."""
+    """Metrics on new labelled rows with bootstrap CIs, each beside the card's CV interval
+    (threshold metrics beside the rule's out-of-fold value, when the card has a threshold)."""
     positive = bundle.card.positive_index
-    point = score_fold(y, proba, positive)
-    cis = _bootstrap(y, proba, groups, positive, n_boot, seed) if n_boot > 0 else {}
+    choice = bundle.card.threshold
+    point = _scores(y, proba, positive, choice)
+    cis = _bootstrap(y, proba, groups, positive, choice, n_boot, seed) if n_boot > 0 else {}
+    oof = {"sensitivity@threshold": choice.oof_sensitivity,
+           "specificity@threshold": choice.oof_specificity}
     rows = []
-    for m in METRICS:
-        v = point[m]
+    for m in (*METRICS, *THRESHOLD_METRICS):
+        v = point.get(m, math.nan)
         if not math.isfinite(v):
+            continue
+        if m in THRESHOLD_METRICS:  # no CV interval; the rule's out-of-fold value where known
+            c_lo, c_hi = cis.get(m, (math.nan, math.nan))
+            ref = oof.get(m)
+            rows.append(MetricRow(m, float(v), c_lo, c_hi,
+                                  math.nan if ref is None else float(ref)))
             continue
         cv = bundle.card.cv.get(m, {})
         lo, hi = cv.get("ci95_low", math.nan), cv.get("ci95_high", math.nan)

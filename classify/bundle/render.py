@@ -81,7 +81,8 @@ def render_prediction(res: PredictionResult) -> str:
                 for m in res.metrics]
         lines.append(text_table(
             ("metric", "new data", "95% CI (bootstrap by patient)", "CV mean", "CV 95% CI", "flag"),
-            rows, title=f"  scores on the {res.n_labelled} labelled samples (argmax rule, as in CV):",
+            rows, title=f"  scores on the {res.n_labelled} labelled samples (argmax, as in CV; "
+                        "'@threshold' rows at the card's threshold, beside its out-of-fold value):",
             indent="  "))
         dropped = [m.metric for m in res.metrics if m.dropped]
         if dropped:

@@ -206,3 +206,18 @@ def test_attention_bundle_writes_per_block_weights(bundles, tmp_path):
     att = res.predictions[["attention:img", "attention:txt"]].to_numpy()
     assert att.shape == (N_NEW, 2) and np.allclose(att.sum(axis=1), 1)
     assert not np.allclose(att[:, 0], att[0, 0])  # per-sample, not one constant
+
+
+def test_threshold_metrics_reported_for_a_bundle_with_a_threshold(bundles, tmp_path):
+    manifest, build, y = _new(tmp_path)
+    res = run_predict(bundles["youden"], manifest, features_root=tmp_path / "features",
+                      build_store=build, n_boot=100)
+    rows = {m.metric: m for m in res.metrics}
+    t = res.predictions
+    pred_pos = t["predicted_label"] == "abnormal"
+    assert rows["sensitivity@threshold"].value == pytest.approx(pred_pos[y].mean())
+    assert rows["specificity@threshold"].value == pytest.approx((~pred_pos[~y]).mean())
+    assert rows["sensitivity@threshold"].cv_mean == bundles["youden"].card.threshold.oof_sensitivity
+    assert "sensitivity@threshold" not in {m.metric for m in run_predict(
+        bundles["argmax"], manifest, features_root=tmp_path / "features", build_store=build,
+        n_boot=0).metrics}
