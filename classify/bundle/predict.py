@@ -43,8 +43,12 @@ N_BOOTSTRAP = 1000
 class MetricRow:
     """One metric on the new data next to the CV evidence the model was chosen on.
 
-    ``dropped`` is True when ``value`` lies on the wrong side of the CV 95% interval
-    (below its lower end, or above its upper end for ``brier``).
+    ``flag``: ``"DROP"`` when the new data's 95% interval lies entirely on the bad side of
+    the CV 95% interval (below it; above it for ``brier``): a drop larger than both
+    intervals, not explained by the sampling noise of either. ``"below CV"`` when only the
+    point estimate is on the bad side (the intervals overlap: within noise; a few hundred
+    new samples give intervals several times wider than the CV one). Without bootstrap
+    intervals (``n_boot=0``) the point estimate decides ``"DROP"``.
     """
 
     metric: str
@@ -54,7 +58,11 @@ class MetricRow:
     cv_mean: float = math.nan
     cv_low: float = math.nan
     cv_high: float = math.nan
-    dropped: bool = False
+    flag: str = ""
+
+    @property
+    def dropped(self) -> bool:
+        return self.flag == "DROP"
 
 
 @dataclass(frozen=True)
@@ -187,6 +195,20 @@ def _bootstrap(y: np.ndarray, proba: np.ndarray, groups: np.ndarray, positive: i
     return out
 
 
+def _flag(metric: str, value: float, new_lo: float, new_hi: float, cv_lo: float,
+          cv_hi: float) -> str:
+    """``"DROP"`` / ``"below CV"`` / ``""`` (see :class:`MetricRow`)."""
+    good = higher_is_better(metric)
+    edge = cv_lo if good else cv_hi
+    sign = 1.0 if good else -1.0  # sign * (x - edge) < 0: x is on the bad side of the CV interval
+    if not math.isfinite(edge) or sign * (value - edge) >= 0:
+        return ""
+    near = new_hi if good else new_lo  # the new interval's end nearest to the CV interval
+    if not math.isfinite(near) or sign * (near - edge) < 0:
+        return "DROP"
+    return "below CV"
+
+
 def score_new_data(bundle: Bundle, y: np.ndarray, proba: np.ndarray, groups: np.ndarray, *,
                    n_boot: int = N_BOOTSTRAP, seed: int = 0) -> tuple[MetricRow, ...]:
     """Metrics on new labelled rows with bootstrap CIs, each beside the card's CV interval
@@ -210,13 +232,9 @@ def score_new_data(bundle: Bundle, y: np.ndarray, proba: np.ndarray, groups: np.
             continue
         cv = bundle.card.cv.get(m, {})
         lo, hi = cv.get("ci95_low", math.nan), cv.get("ci95_high", math.nan)
-        if higher_is_better(m):
-            dropped = math.isfinite(lo) and v < lo
-        else:
-            dropped = math.isfinite(hi) and v > hi
         c_lo, c_hi = cis.get(m, (math.nan, math.nan))
         rows.append(MetricRow(m, float(v), c_lo, c_hi, cv.get("mean", math.nan), lo, hi,
-                              bool(dropped)))
+                              _flag(m, v, c_lo, c_hi, lo, hi)))
     return tuple(rows)
 
 

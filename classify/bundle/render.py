@@ -77,7 +77,7 @@ def render_prediction(res: PredictionResult) -> str:
                      "'failed' in the predictions file, with reasons)")
     if res.metrics:
         rows = [(m.metric, _f(m.value), f"[{_f(m.ci95_low)}, {_f(m.ci95_high)}]", _f(m.cv_mean),
-                 f"[{_f(m.cv_low)}, {_f(m.cv_high)}]", "DROP" if m.dropped else "")
+                 f"[{_f(m.cv_low)}, {_f(m.cv_high)}]", m.flag)
                 for m in res.metrics]
         lines.append(text_table(
             ("metric", "new data", "95% CI (bootstrap by patient)", "CV mean", "CV 95% CI", "flag"),
@@ -86,8 +86,12 @@ def render_prediction(res: PredictionResult) -> str:
             indent="  "))
         dropped = [m.metric for m in res.metrics if m.dropped]
         if dropped:
-            lines.append(f"  WARNING: {', '.join(dropped)} fell outside the CV 95% interval in the "
-                         "bad direction: the model does worse on this data than the evidence it "
-                         "was chosen on")
+            lines.append(f"  WARNING: {', '.join(dropped)}: the new data's 95% interval lies "
+                         "wholly on the bad side of the CV interval: the model does worse on this "
+                         "data than the evidence it was chosen on")
+        below = [m.metric for m in res.metrics if m.flag == "below CV"]
+        if below:
+            lines.append(f"  note: {len(below)} metric(s) are below the CV interval but within the "
+                         "new data's sampling noise (intervals overlap; 'below CV')")
     lines += [f"  note: {x}" for x in res.notes]
     return "\n".join(lines)

@@ -290,3 +290,12 @@ def test_every_component_round_trips_under_the_trusted_list(tmp_path, fusion, sa
     sio.dump(pipe, path)
     loaded = sio.load(path, trusted=check_model_types(path))
     np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+
+
+def test_importing_the_bundle_package_loads_neither_torch_nor_skops():
+    import subprocess
+    import sys
+
+    code = ("import sys; import classify.bundle, classify.bundle.render; "
+            "assert 'torch' not in sys.modules and 'skops' not in sys.modules, 'eager import'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -126,9 +126,9 @@ def test_a_drop_below_the_cv_interval_is_flagged(bundles, tmp_path):
     flipped = manifest.frame.assign(label=np.where(y, "normal", "abnormal"))  # labels inverted
     manifest = Manifest(NEW, flipped, manifest.image_root, {})
     res = run_predict(bundles["argmax"], manifest, features_root=tmp_path / "features",
-                      build_store=build, n_boot=0)
+                      build_store=build, n_boot=100)
     roc = next(m for m in res.metrics if m.metric == "roc_auc")
-    assert roc.value < 0.3 and roc.dropped
+    assert roc.value < 0.3 and roc.ci95_high < roc.cv_low and roc.dropped
     from classify.bundle.render import render_prediction
 
     assert "roc_auc" in render_prediction(res).split("WARNING:")[1]
@@ -221,3 +221,14 @@ def test_threshold_metrics_reported_for_a_bundle_with_a_threshold(bundles, tmp_p
     assert "sensitivity@threshold" not in {m.metric for m in run_predict(
         bundles["argmax"], manifest, features_root=tmp_path / "features", build_store=build,
         n_boot=0).metrics}
+
+
+def test_drop_flag_needs_the_intervals_to_separate():
+    from classify.bundle.predict import _flag
+
+    assert _flag("roc_auc", 0.95, 0.90, 0.99, 0.97, 0.98) == "below CV"  # within noise
+    assert _flag("roc_auc", 0.90, 0.85, 0.95, 0.97, 0.98) == "DROP"
+    assert _flag("roc_auc", 0.975, 0.95, 0.99, 0.97, 0.98) == ""
+    assert _flag("roc_auc", 0.90, float("nan"), float("nan"), 0.97, 0.98) == "DROP"  # no CI
+    assert _flag("brier", 0.20, 0.15, 0.25, 0.05, 0.06) == "DROP"  # lower is better
+    assert _flag("brier", 0.07, 0.05, 0.09, 0.05, 0.06) == "below CV"
