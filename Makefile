@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock data extract classify report demo openi leakage test test-fast lint bench bench-quick clean
+.PHONY: help setup lock data extract classify report demo predict openi leakage test test-fast lint bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,6 +74,18 @@ report: setup ## write the HTML/Markdown/CSV/LaTeX report of EXPERIMENT
 
 demo: data extract classify report ## the whole main job on the embedded default, offline
 
+# `make predict`: the held-out slice is the first $(HOLDOUT_REPORTS) OpenI reports of the demo (the same
+# sample ids, patients and labels as in $(MANIFEST)); fit-final leaves those patients out of the
+# final fit, and predict embeds the slice into its own stores (artifacts/features/$(HOLDOUT)/).
+HOLDOUT         ?= $(DATASET)_holdout
+HOLDOUT_REPORTS ?= 400
+MODEL           ?= demo-best-fused
+
+predict: setup ## after make demo: fit the best fused cell without a held-out slice, then predict that slice
+	$(PIPELINE) data $(DATASET) --name $(HOLDOUT) --limit $(HOLDOUT_REPORTS)
+	$(PIPELINE) fit-final --config $(EXPERIMENT) --best --feature-set fused --metric roc_auc --name $(MODEL) --exclude-manifest artifacts/manifests/$(HOLDOUT).csv --force
+	$(PIPELINE) predict --model artifacts/models/$(MODEL) --manifest artifacts/manifests/$(HOLDOUT).csv $(PARTIAL_OK)
+
 openi: setup ## the reference-study table on real OpenI data (frontal films): make openi REPORTS=.../NLMCXR_reports.tgz IMAGES=.../NLMCXR_png
 	@test -n "$(REPORTS)" -a -n "$(IMAGES)" || { echo "usage: make openi REPORTS=/path/NLMCXR_reports.tgz IMAGES=/path/NLMCXR_png"; exit 2; }
 	$(PIPELINE) data openi --reports $(REPORTS) --image-root $(IMAGES) $(OPENI_SELECT)
@@ -103,4 +115,4 @@ bench-quick: setup ## a ~3 minute smoke run of the benchmarks
 	$(PY) -m benchmarks --quick
 
 clean: ## delete generated artifacts (keeps .venv)
-	rm -rf artifacts/manifests artifacts/data artifacts/features artifacts/results artifacts/reports artifacts/logs artifacts/bench
+	rm -rf artifacts/manifests artifacts/data artifacts/features artifacts/results artifacts/reports artifacts/logs artifacts/bench artifacts/models artifacts/predictions

@@ -141,6 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the modality-shuffle test (it refits the best fused cell on 5 folds)")
     _add_common(p)
 
+    p = verbs.add_parser("fit-final", help="fit a chosen cell on all labelled samples; write a model bundle")
+    p.add_argument("--config", type=Path, required=True, help="experiment TOML whose results hold the cell")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cell", help="cell label (feature_set/fusion/sampler/classifier) or cell key")
+    which.add_argument("--best", action="store_true", help="the stored cell with the best mean --metric")
+    p.add_argument("--metric", default="roc_auc", help="metric for --best (default roc_auc)")
+    p.add_argument("--feature-set", help="with --best: only cells of this feature set (e.g. fused)")
+    p.add_argument("--name", help="bundle name (default <experiment>-<cell label with '-'>)")
+    p.add_argument("--threshold", default=None,
+                   help="decision rule: argmax (default) | a probability | max_f1 | youden | "
+                        "sensitivity=0.90 (chosen on the cell's out-of-fold predictions)")
+    p.add_argument("--exclude-manifest", type=Path,
+                   help="leave the samples and patients of this manifest out of the fit (a held-out slice)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle of the same name")
+    _add_common(p)
+
+    p = verbs.add_parser("predict", help="apply a model bundle to a (new) manifest")
+    p.add_argument("--model", type=Path, required=True, help="bundle folder, e.g. artifacts/models/<name>")
+    p.add_argument("--manifest", type=Path, required=True, help="manifest CSV of the samples to predict")
+    p.add_argument("--out", type=Path, help="predictions CSV (default artifacts/predictions/<model>/<dataset>.csv)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-workers", type=int, default=None, help="image decoding workers")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for metric CIs (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for a store lock")
+    _add_common(p)
+
     p = verbs.add_parser("compare", help="compare two saved benchmark runs cell by cell")
     p.add_argument("run_a", type=Path)
     p.add_argument("run_b", type=Path)
@@ -331,6 +359,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_fit_final(args: argparse.Namespace) -> int:
+    from classify.bundle.final import fit_final
+    from classify.bundle.render import render_fit_final
+    from classify.experiment import load_experiment
+
+    experiment = load_experiment(args.config, artifacts=args.artifacts)
+    fit = fit_final(experiment, cell=args.cell, best=args.best, metric=args.metric,
+                    feature_set=args.feature_set, name=args.name, threshold=args.threshold,
+                    exclude_manifest=args.exclude_manifest, models_root=args.artifacts / "models",
+                    overwrite=args.force)
+    print(render_fit_final(fit))
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from classify.bundle.io import load_bundle
+    from classify.bundle.predict import run_predict
+    from classify.bundle.render import render_prediction
+    from extract.reproduce import extract_like
+    from pipeline.manifest import load_manifest
+
+    bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
+    manifest = load_manifest(args.manifest)
+    features = args.artifacts / "features"
+
+    def build_store(requirement) -> Path:  # classify never imports extract: wired here
+        summary = extract_like(
+            manifest, requirement.to_dict(), features, batch_size=args.batch_size,
+            num_workers=args.num_workers, device=args.device, lock_timeout=args.lock_timeout,
+            progress=False if args.no_progress else None,
+        )
+        print(summary.render())
+        return summary.store
+
+    out = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
+    result = run_predict(bundle, manifest, features_root=features, build_store=build_store,
+                         out=out, n_boot=args.bootstrap)
+    print(render_prediction(result))
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from classify.compare import compare_runs, render_comparison_of_runs
 
@@ -399,6 +468,8 @@ _VERBS = {
     "extract": _cmd_extract,
     "classify": _cmd_classify,
     "report": _cmd_report,
+    "fit-final": _cmd_fit_final,
+    "predict": _cmd_predict,
     "compare": _cmd_compare,
     "list": _cmd_list,
     "verify": _cmd_verify,

@@ -147,3 +147,7 @@ def os_faults(operation: str, path: object | None = None) -> Iterator[None]:
 # objects of such a write are kept here, never freed, and `pipeline.cli.console` ends the
 # process with os._exit after flushing its output, so the exit code stays 2.
 UNCLOSABLE_HDF5: list[BaseException] = []
+
+
+class BundleError(PipelineError, ValueError):
+    """A model bundle is missing, modified, made by a newer schema, or holds untrusted types."""
