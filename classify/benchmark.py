@@ -430,4 +430,6 @@ def _collect(exp: Experiment, plan: SplitPlan, fs: FeatureSet, meta: dict[str, A
         mean, std = cell.summary("roc_auc")
         log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
                  cell.fit_seconds)
+        for note in cell.warnings:
+            log.warning("cell %s: %s", p.spec.label, note)
 

@@ -349,7 +349,8 @@ class ComparisonResult:
             ``n_pairs`` (non-tied pairs used by Wilcoxon), ``nb_significant``,
             ``wilcoxon_significant``.
         average_ranks: mean rank per cell over splits (1 = best), ascending.
-        friedman_stat, friedman_p: Friedman chi-square test (None for < 3 cells).
+        friedman_stat, friedman_p: Friedman chi-square test (None for < 3 cells; NaN when
+            every split ties all cells: "all tied").
         nemenyi_cd: Nemenyi critical difference in average rank (None for < 3 cells).
         nemenyi_p: square DataFrame of Nemenyi pairwise p-values (None for < 3 cells).
         min_wilcoxon_p: smallest two-sided exact Wilcoxon p attainable with the

@@ -106,6 +106,19 @@ def nadeau_bengio(a: Sequence[float], b: Sequence[float], test_train_ratio: floa
     return float(t), j - 1, float(2.0 * sps.t.sf(abs(t), j - 1))
 
 
+def friedman(scores: np.ndarray) -> tuple[float, float]:
+    """Friedman chi-square ``(statistic, p)`` of ``scores [n_blocks, k]`` (scipy's test).
+
+    When every block ties all treatments the statistic is undefined (0/0): ``(nan, nan)`` is
+    returned without calling scipy, which would warn.
+    """
+    scores = np.asarray(scores, dtype=float)
+    if np.all(scores == scores[:, :1]):
+        return float("nan"), float("nan")
+    res = sps.friedmanchisquare(*[scores[:, i] for i in range(scores.shape[1])])
+    return float(res.statistic), float(res.pvalue)
+
+
 def average_ranks(scores: np.ndarray, higher_better: bool = True) -> np.ndarray:
     """Mean rank per column of ``scores [n_blocks, k]`` (1 = best; ties averaged)."""
     s = -scores if higher_better else scores
@@ -203,8 +216,10 @@ def compare_cells(
     fr_stat = fr_p = cd = None
     nem = None
     if len(cells) >= 3:
-        res = sps.friedmanchisquare(*[mat[:, i] for i in range(mat.shape[1])])
-        fr_stat, fr_p = float(res.statistic), float(res.pvalue)
+        fr_stat, fr_p = friedman(mat)
+        if not np.isfinite(fr_p):
+            warnings.append(f"Friedman test: all cells tied on every split ({metric}); there is "
+                            "no ranking to test (reported as 'all tied')")
         cd = nemenyi_cd(len(cells), j, alpha)
         nem = pd.DataFrame(nemenyi_pvalues(ranks, j), index=labels, columns=labels)
     for w in warnings:

@@ -59,7 +59,9 @@ def comparison_table(cmp: ComparisonResult) -> str:
             for _, r in pw.iterrows()]
     notes = [f"Nadeau-Bengio corrected t-test (n2/n1 = {cmp.test_train_ratio:.3f}, "
              f"{cmp.n_splits} splits) is the headline test; alpha = {cmp.alpha}"]
-    if cmp.friedman_p is not None:
+    if cmp.friedman_p is not None and not math.isfinite(cmp.friedman_p):
+        notes.append("Friedman: all tied (every split ties all cells)")
+    elif cmp.friedman_p is not None:
         notes.append(f"Friedman chi2 = {cmp.friedman_stat:.2f}, p = {format_p(cmp.friedman_p)}; "
                      f"Nemenyi CD = {cmp.nemenyi_cd:.3f} average-rank units")
     notes.append(f"min attainable two-sided Wilcoxon p with {cmp.n_splits} pairs: "
@@ -130,6 +132,12 @@ def data_notes(result: BenchmarkResult) -> str:
     return "\n".join(lines)
 
 
+def cell_notes(result: BenchmarkResult) -> str:
+    """Per-cell notes (e.g. SMOTE's k_neighbors reduced in a fold), one line each; ``""`` if none."""
+    lines = [f"* {c.label}: {w}" for c in result.cells for w in c.warnings]
+    return "\n".join(["Cell notes (also in the report's warnings):", *lines]) if lines else ""
+
+
 def render_benchmark(result: BenchmarkResult) -> str:
     """What ``pipeline classify`` prints: the plan for a dry run, else the headline table."""
     parts = [data_notes(result)]
@@ -138,5 +146,8 @@ def render_benchmark(result: BenchmarkResult) -> str:
         parts += [f"* {w}" for w in result.warnings]
     else:
         parts.append(headline_table(result))
+        notes = cell_notes(result)
+        if notes:
+            parts.append(notes)
         parts.append(f"wall time {result.wall_seconds:.1f}s; results in {result.results_dir}")
     return "\n\n".join(parts)

@@ -114,7 +114,9 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
            else "."),
         "rank-biserial: matched-pairs effect size (+1 = A better on every split).",
     ]
-    if cmp.friedman_p is not None:
+    if cmp.friedman_p is not None and not math.isfinite(cmp.friedman_p):
+        notes.append("Friedman: all tied (every split ties all cells).")
+    elif cmp.friedman_p is not None:
         notes.append(f"Friedman chi2 = {cmp.friedman_stat:.3f}, p = {format_p(cmp.friedman_p)}; "
                      f"Nemenyi CD = {fmt(cmp.nemenyi_cd, 3)} (average rank).")
     if any(v != k for k, v in short.items()):
