@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from classify.ablation import ablation_table
+from classify.equivalence import Equivalence, equivalent_to_best
 from classify.evaluate import HEADLINE, METRICS, higher_is_better
 from classify.leakage import LeakageSummary, leakage_summary
+from classify.options import DEFAULT_EQUIVALENCE, EquivalenceConfig
 from classify.results import (
     AblationResult,
     BenchmarkResult,
@@ -64,6 +66,8 @@ class Analysis:
         label_source: where the labels come from (a provenance value wins over the run's).
         resampling: mean training-fold class counts before/after the sampler per cell.
         best_by_feature_set: label of the best cell of each feature set on ``primary``.
+        equivalence: the best cell over all cells on ``primary`` and the cells practically
+            equivalent to it (None with fewer than 2 cells or splits).
     """
 
     benchmark: BenchmarkResult
@@ -77,10 +81,12 @@ class Analysis:
     label_source: str = ""
     resampling: pd.DataFrame = field(default_factory=pd.DataFrame, hash=False)
     best_by_feature_set: tuple[str, ...] = ()
+    equivalence: Equivalence | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
-                        alpha: float = 0.05) -> ReportInputs:
+                        alpha: float = 0.05,
+                        equivalence: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> ReportInputs:
     """Compute the paired comparisons and the modality ablation of ``benchmark``.
 
     One comparison per feature set with at least two cells (classifiers compared on
@@ -97,7 +103,10 @@ def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
     comparisons, notes = [], []
     for cells in candidates:
         try:
-            comparisons.append(compare_cells(cells, metric, test_train_ratio=ratio, alpha=alpha))
+            comparisons.append(compare_cells(
+                cells, metric, test_train_ratio=ratio, alpha=alpha,
+                rope=equivalence.rope_for(metric),
+                decision_probability=equivalence.decision_probability))
         except PipelineError as exc:
             notes.append(f"comparison of {len(cells)} cells skipped: {exc}")
             log.warning("comparison skipped: %s", exc)
@@ -119,6 +128,7 @@ def analyse_benchmark(
     label_source: str | None = None,
     metric: str = "roc_auc",
     alpha: float = 0.05,
+    equivalence: EquivalenceConfig = DEFAULT_EQUIVALENCE,
 ) -> Analysis:
     """Everything the report of ``benchmark`` shows.
 
@@ -129,6 +139,7 @@ def analyse_benchmark(
             computed, otherwise the section is left out.
         shuffles: modality-shuffle results (never computed here).
         label_source: where the labels come from; default the benchmark's.
+        equivalence: ROPE and decision probability of the practical-equivalence test.
     """
     if benchmark.dry_run or not benchmark.cells:
         raise ConfigError(
@@ -137,7 +148,8 @@ def analyse_benchmark(
         )
     notes: tuple[str, ...] = ()
     if comparisons is None:
-        inputs = build_report_inputs(benchmark, metric=metric, alpha=alpha)
+        inputs = build_report_inputs(benchmark, metric=metric, alpha=alpha,
+                                     equivalence=equivalence)
         comparisons = inputs.comparisons
         ablation = inputs.ablation if ablation is None else ablation
         notes = inputs.notes
@@ -156,7 +168,24 @@ def analyse_benchmark(
                                   shuffles=shuffles, label_source=source, notes=notes),
         primary=primary, label_source=source, resampling=resampling_summary(benchmark),
         best_by_feature_set=best_by_feature_set(benchmark.cells, primary),
+        equivalence=best_and_equivalent(benchmark, primary, equivalence),
     )
+
+
+def best_and_equivalent(benchmark: BenchmarkResult, metric: str,
+                        config: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> Equivalence | None:
+    """The best cell over all cells and the cells practically equivalent to it, or None
+    (fewer than 2 cells, no split plan, or too few splits with a defined ``metric``)."""
+    if benchmark.split is None or len(benchmark.cells) < 2:
+        return None
+    try:
+        return equivalent_to_best(benchmark.cells, metric,
+                                  test_train_ratio=benchmark.split.test_train_ratio,
+                                  rope=config.rope_for(metric),
+                                  decision_probability=config.decision_probability)
+    except PipelineError as exc:
+        log.warning("practical equivalence skipped: %s", exc)
+        return None
 
 
 def best_by_feature_set(cells: Sequence[CellResult], metric: str) -> tuple[str, ...]:

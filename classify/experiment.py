@@ -45,6 +45,7 @@ from typing import Any
 from classify.evaluate import HEADLINE, METRICS
 from classify.fusion import FUSIONS, build_fusion, fusion_arity
 from classify.models import CLASSIFIERS, build_classifier
+from classify.options import EquivalenceConfig, parse_equivalence
 from classify.samplers import SAMPLERS
 from pipeline.errors import ConfigError, UnknownNameError
 from pipeline.helpers import did_you_mean
@@ -84,6 +85,8 @@ class Experiment:
         threads_per_task: BLAS/OpenMP threads inside one task (1 keeps results identical
             for any n_jobs).
         source: the TOML file it came from.
+        equivalence: ROPE and decision probability of the practical-equivalence test
+            (``[equivalence]``, see :mod:`classify.options`).
     """
 
     name: str
@@ -104,6 +107,7 @@ class Experiment:
     n_jobs: int = 1
     threads_per_task: int = 1
     source: Path | None = None
+    equivalence: EquivalenceConfig = EquivalenceConfig()
 
     @property
     def results_dir(self) -> Path:
@@ -116,7 +120,7 @@ class Experiment:
 _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
-    "params", "cv", "metrics", "n_jobs", "threads_per_task",
+    "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -266,6 +270,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         n_jobs=_int(data.get("n_jobs", 1), "n_jobs", src, -1) or 1,
         threads_per_task=_int(data.get("threads_per_task", 1), "threads_per_task", src, 1),
         source=Path(source) if src != "<dict>" else None,
+        equivalence=parse_equivalence(data.get("equivalence", {}), src, METRICS),
     )
 
 

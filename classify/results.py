@@ -347,7 +347,9 @@ class ComparisonResult:
             wilcoxon_p_holm`` (NaN when the design cannot reach ``alpha``),
             ``rank_biserial`` (matched-pairs effect size, +1 = a always better),
             ``n_pairs`` (non-tied pairs used by Wilcoxon), ``nb_significant``,
-            ``wilcoxon_significant``.
+            ``wilcoxon_significant``, and the Bayesian correlated t-test with a ROPE:
+            ``p_a_better, p_equivalent, p_b_better`` and ``decision`` (``A better``,
+            ``equivalent``, ``B better`` or ``undecided``).
         average_ranks: mean rank per cell over splits (1 = best), ascending.
         friedman_stat, friedman_p: Friedman chi-square test (None for < 3 cells; NaN when
             every split ties all cells: "all tied").
@@ -356,6 +358,8 @@ class ComparisonResult:
         min_wilcoxon_p: smallest two-sided exact Wilcoxon p attainable with the
             number of splits (2 / 2**n); if > alpha Wilcoxon is refused.
         warnings: caveats (CV folds overlap so Wilcoxon/Friedman are optimistic, ...).
+        rope: half-width of the region of practical equivalence (metric units).
+        decision_probability: posterior probability a decision needs.
     """
 
     metric: str
@@ -372,6 +376,8 @@ class ComparisonResult:
     nemenyi_p: pd.DataFrame | None = field(hash=False)
     min_wilcoxon_p: float
     warnings: tuple[str, ...] = ()
+    rope: float = 0.01
+    decision_probability: float = 0.95
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, HEADLINE
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
 from pipeline.helpers import format_p, text_table
@@ -55,10 +56,14 @@ def comparison_table(cmp: ComparisonResult) -> str:
     pw = cmp.pairwise
     rows = [[r["a"], r["b"], f"{r['mean_diff']:+.4f}", _fmt(r["nb_t"], 2),
              format_p(r["nb_p_holm"]), format_p(r["wilcoxon_p_holm"]),
-             _fmt(r["rank_biserial"], 2), "yes" if r["nb_significant"] else "no"]
+             _fmt(r["rank_biserial"], 2), "yes" if r["nb_significant"] else "no",
+             _fmt(r["p_a_better"]), _fmt(r["p_equivalent"]), _fmt(r["p_b_better"]),
+             r["decision"]]
             for _, r in pw.iterrows()]
     notes = [f"Nadeau-Bengio corrected t-test (n2/n1 = {cmp.test_train_ratio:.3f}, "
-             f"{cmp.n_splits} splits) is the headline test; alpha = {cmp.alpha}"]
+             f"{cmp.n_splits} splits) is the headline test; alpha = {cmp.alpha}",
+             f"Bayesian correlated t-test: P(A>B), P(=) (|A-B| <= ROPE {cmp.rope:g}), P(B>A); "
+             f"a decision needs P >= {cmp.decision_probability:g}, else 'undecided'"]
     if cmp.friedman_p is not None and not math.isfinite(cmp.friedman_p):
         notes.append("Friedman: all tied (every split ties all cells)")
     elif cmp.friedman_p is not None:
@@ -68,7 +73,8 @@ def comparison_table(cmp: ComparisonResult) -> str:
                  f"{cmp.min_wilcoxon_p:.3g}")
     notes += list(cmp.warnings)
     main = text_table(["A", "B", "mean A-B", "NB t", "NB p (Holm)", "Wilcoxon p (Holm)",
-                       "rank-biserial", "sig. (NB)"], rows,
+                       "rank-biserial", "sig. (NB)", "P(A>B)", "P(=)", "P(B>A)", "decision"],
+                      rows,
                       title=f"Paired comparison on {cmp.metric}", notes=notes)
     ranks = text_table(["cell", "average rank"],
                        [[k, f"{v:.2f}"] for k, v in cmp.average_ranks.items()],
@@ -109,6 +115,24 @@ def shuffle_table(res: ShuffleResult) -> str:
     return text_table(["store", "modality", "baseline", "shuffled", "drop", "splits"], rows,
                       title=f"Modality shuffle test: {res.cell} ({res.metric}, "
                             f"{res.n_permutations} permutations per split)", notes=res.warnings)
+
+
+def choice_summary(equivalence: Equivalence | None) -> str:
+    """The one summary block: the best cell and the cells practically equivalent to it."""
+    if equivalence is None:
+        return ""
+    e = equivalence
+    lines = [f"Best cell on {e.metric}: {e.best} ({e.best_mean:.3f})",
+             f"  practically equivalent (|diff| <= ROPE {e.rope:g} with P >= "
+             f"{e.decision_probability:g}, Bayesian correlated t-test over {e.n_splits} splits): "
+             + (", ".join(e.equivalent) or "none")]
+    if e.undecided:
+        lines.append(f"  undecided (neither equivalent nor worse with P >= "
+                     f"{e.decision_probability:g}): {', '.join(e.undecided)}")
+    if e.better:
+        lines.append(f"  decided better despite a lower mean: {', '.join(e.better)}")
+    lines.append(f"  worse: {len(e.worse)} cell(s)")
+    return "\n".join(lines)
 
 
 def plan_table(result: BenchmarkResult) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from classify import leakage
+from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, METRICS
 from classify.leakage import LeakageSummary
 from classify.report.model import Table, TCell
@@ -89,7 +90,8 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
     pw = cmp.pairwise
     short = short_names(cmp.cells)
     cols = ("A", "B", "mean A", "mean B", "A − B", "NB t", "NB p", "NB p (Holm)",
-            "Wilcoxon p", "Wilcoxon p (Holm)", "rank-biserial", "pairs")
+            "Wilcoxon p", "Wilcoxon p (Holm)", "rank-biserial", "pairs", "P(A better)",
+            "P(equivalent)", "P(B better)", "Decision")
     rows = []
     for r in pw.itertuples(index=False):
         d = r._asdict()
@@ -103,6 +105,10 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
             TCell(format_p(d["wilcoxon_p_holm"]),
                   bold=bool(d.get("wilcoxon_significant", False))),
             TCell(fmt(d["rank_biserial"], 2)), TCell(str(d.get("n_pairs", ""))),
+            TCell(fmt(d.get("p_a_better"))), TCell(fmt(d.get("p_equivalent"))),
+            TCell(fmt(d.get("p_b_better"))),
+            TCell(str(d.get("decision", "n/a")), bold=d.get("decision") in
+                  ("A better", "equivalent", "B better")),
         ))
     notes = [
         f"Headline: Nadeau-Bengio corrected resampled t-test (n2/n1 = {cmp.test_train_ratio:.3f}, "
@@ -113,6 +119,9 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
         + (" > alpha, so it cannot be significant (n/a)." if cmp.min_wilcoxon_p > cmp.alpha
            else "."),
         "rank-biserial: matched-pairs effect size (+1 = A better on every split).",
+        f"Bayesian correlated t-test (Benavoli et al. 2017): posterior probability that A is "
+        f"better, that |A − B| <= ROPE = {cmp.rope:g} (practically equivalent), or that B is "
+        f"better; the decision needs P >= {cmp.decision_probability:g}, else 'undecided'.",
     ]
     if cmp.friedman_p is not None and not math.isfinite(cmp.friedman_p):
         notes.append("Friedman: all tied (every split ties all cells).")
@@ -126,6 +135,27 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
                  title=f"Pairwise tests on {cmp.metric} ({len(cmp.cells)} cells)",
                  columns=cols, rows=tuple(rows), raw=pw.copy(), notes=tuple(dict.fromkeys(notes)),
                  numeric_from=2)
+
+
+def equivalence_table(e: Equivalence) -> Table:
+    """Every cell against the best one: posterior probabilities and the verdict."""
+    rows = tuple((TCell(str(r["cell"])), TCell(fmt(r["mean"])),
+                  TCell(f"{float(r['diff_vs_best']):+.4f}"), TCell(fmt(r["p_best_better"])),
+                  TCell(fmt(r["p_equivalent"])), TCell(fmt(r["p_other_better"])),
+                  TCell(str(r["verdict"]), bold=r["verdict"] == "equivalent"),
+                  TCell(format_p(r["nb_p_holm"])))
+                 for _, r in e.table.iterrows())
+    return Table(name=f"equivalence-{slug(e.metric)}",
+                 title=f"Cells against the best one on {e.metric} ({e.best}, {e.best_mean:.3f})",
+                 columns=("Cell", "Mean", "− best", "P(best better)", "P(equivalent)",
+                          "P(cell better)", "Verdict", "NB p (Holm)"),
+                 rows=rows, raw=e.table.assign(best=e.best, rope=e.rope,
+                                               decision_probability=e.decision_probability),
+                 notes=(f"Bayesian correlated t-test over {e.n_splits} paired splits with a "
+                        f"region of practical equivalence of ±{e.rope:g}; a verdict needs "
+                        f"P >= {e.decision_probability:g}, else 'undecided'. Bold: practically "
+                        "equivalent to the best cell, so not a reason to prefer the best one.",),
+                 numeric_from=1)
 
 
 def ranks_table(cmp: ComparisonResult, index: int) -> Table:

@@ -1,0 +1,79 @@
+"""Optional experiment sections for a fair choice: ``[equivalence]``, ``[operating_point]``, ``[tuning]``.
+
+Each section is parsed and validated here into a frozen dataclass that
+:class:`classify.experiment.Experiment` carries. An experiment without these sections
+gets the defaults, which change no cell key.
+
+Example::
+
+    [equivalence]
+    rope = 0.01                       # or a table per metric: rope = {roc_auc = 0.01, brier = 0.005}
+    decision_probability = 0.95
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.errors import ConfigError
+from pipeline.helpers import did_you_mean
+
+
+def check_keys(section: str, got: Mapping[str, Any], valid: set[str], src: str) -> None:
+    """ConfigError naming an unknown key of ``[section]`` with a did-you-mean."""
+    for key in got:
+        if key not in valid:
+            raise ConfigError(
+                f"{src}: unknown key {section}.{key}.{did_you_mean(key, sorted(valid))} "
+                f"Valid keys: {', '.join(sorted(valid))}."
+            )
+
+
+def number(value: Any, key: str, src: str, low: float, high: float) -> float:
+    """``value`` as a float in ``[low, high]`` (ConfigError naming ``key`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ConfigError(f"{src}: {key} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def table(value: Any, section: str, src: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{src}: [{section}] must be a table, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class EquivalenceConfig:
+    """Practical equivalence: ROPE half-width (per metric) and the decision probability."""
+
+    rope: float = 0.01
+    rope_by_metric: Mapping[str, float] = field(default_factory=dict, hash=False)
+    decision_probability: float = 0.95
+
+    def rope_for(self, metric: str) -> float:
+        return float(self.rope_by_metric.get(metric, self.rope))
+
+
+def parse_equivalence(raw: Any, src: str, metrics: Mapping[str, bool]) -> EquivalenceConfig:
+    """The ``[equivalence]`` section (``metrics``: the known metric names)."""
+    raw = table(raw, "equivalence", src)
+    check_keys("equivalence", raw, {"rope", "decision_probability"}, src)
+    rope, by_metric = 0.01, {}
+    value = raw.get("rope", 0.01)
+    if isinstance(value, Mapping):
+        for m, v in value.items():
+            if m not in metrics:
+                raise ConfigError(f"{src}: equivalence.rope.{m}: unknown metric."
+                                  f"{did_you_mean(m, list(metrics))}")
+            by_metric[str(m)] = number(v, f"equivalence.rope.{m}", src, 0.0, 1.0)
+    else:
+        rope = number(value, "equivalence.rope", src, 0.0, 1.0)
+    p = number(raw.get("decision_probability", 0.95), "equivalence.decision_probability", src,
+               0.5, 1.0)
+    return EquivalenceConfig(rope=rope, rope_by_metric=by_metric, decision_probability=p)
+
+
+#: The defaults of an experiment without ``[equivalence]``.
+DEFAULT_EQUIVALENCE = EquivalenceConfig()
