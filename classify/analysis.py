@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from classify.ablation import ablation_table
+from classify.calibration import CalibrationSummary, summarise_calibration
 from classify.equivalence import Equivalence, equivalent_to_best
 from classify.evaluate import HEADLINE, METRICS, higher_is_better
 from classify.leakage import LeakageSummary, leakage_summary
@@ -68,6 +69,8 @@ class Analysis:
         best_by_feature_set: label of the best cell of each feature set on ``primary``.
         equivalence: the best cell over all cells on ``primary`` and the cells practically
             equivalent to it (None with fewer than 2 cells or splits).
+        calibration: reliability, ECE, decision curve and operating point of the best cell
+            of each feature set (binary tasks only).
     """
 
     benchmark: BenchmarkResult
@@ -82,6 +85,7 @@ class Analysis:
     resampling: pd.DataFrame = field(default_factory=pd.DataFrame, hash=False)
     best_by_feature_set: tuple[str, ...] = ()
     equivalence: Equivalence | None = None
+    calibration: tuple[CalibrationSummary, ...] = ()
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
@@ -169,7 +173,17 @@ def analyse_benchmark(
         primary=primary, label_source=source, resampling=resampling_summary(benchmark),
         best_by_feature_set=best_by_feature_set(benchmark.cells, primary),
         equivalence=best_and_equivalent(benchmark, primary, equivalence),
+        calibration=calibration_of(benchmark, best_by_feature_set(benchmark.cells, primary)),
     )
+
+
+def calibration_of(benchmark: BenchmarkResult, labels: Sequence[str]
+                   ) -> tuple[CalibrationSummary, ...]:
+    """Calibration summaries of the cells ``labels`` (empty unless the task is binary)."""
+    pos = benchmark.data.positive_label
+    if pos is None or len(benchmark.data.classes) != 2:
+        return ()
+    return tuple(summarise_calibration(benchmark.cell(label), pos) for label in labels)
 
 
 def best_and_equivalent(benchmark: BenchmarkResult, metric: str,

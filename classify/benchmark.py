@@ -31,6 +31,7 @@ from classify.experiment import Experiment, default_feature_sets
 from classify.features import FeatureSet, blocks_spec, build_feature_set
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
+from classify.operating_point import apply_operating_point, fit_operating_point
 from classify.pipeline_factory import build_pipeline, spec_notes
 from classify.results import (
     ATTENTION_COLUMNS,
@@ -140,6 +141,8 @@ def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
                         p = exp.component_params(comp, name)
                         if p:
                             params[comp] = p
+                    if exp.operating_point is not None:
+                        params["operating_point"] = exp.operating_point.key()
                     specs.append(CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
                                           fusion, sampler, clf, params))
     return specs
@@ -195,32 +198,48 @@ def run_split(
     positive: int | None,
     seed: int,
     threads: int = 1,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task)."""
+    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task).
+
+    With ``spec.params["operating_point"]`` the threshold (and calibration) is chosen by an
+    inner CV of the training rows, grouped by ``groups`` (see :mod:`classify.operating_point`).
+    """
     from threadpoolctl import threadpool_limits
 
+    op = spec.params.get("operating_point")
+    op_scores: dict[str, float] = {}
     with threadpool_limits(limits=threads):
         Xc = np.asarray(X[:, cols], dtype=np.float64)
         pipe = build_pipeline(spec, blocks, random_state=seed)
         t0 = time.perf_counter()
         pipe.fit(Xc[train], y[train])
-        t1 = time.perf_counter()
+        fold_op = None
+        if op:  # decided on the training rows, before the test fold is predicted
+            g = np.asarray(groups if groups is not None else np.arange(len(y)))[train]
+            fold_op = fit_operating_point(
+                lambda: build_pipeline(spec, blocks, random_state=seed), Xc[train], y[train],
+                g, op, positive=int(positive), seed=seed, n_classes=n_classes)
+        t_op = time.perf_counter()
         raw = pipe.predict_proba(Xc[test])
         t2 = time.perf_counter()
-    proba = np.zeros((len(test), n_classes))
-    proba[:, np.asarray(pipe.classes_, dtype=int)] = raw
+        proba = np.zeros((len(test), n_classes))
+        proba[:, np.asarray(pipe.classes_, dtype=int)] = raw
+        if fold_op is not None:
+            proba, op_scores = apply_operating_point(fold_op, proba, y[test],
+                                                     positive=int(positive))
     sampler = pipe.named_steps["sampler"]
     fusion = pipe.named_steps["fusion"]
     att = getattr(fusion, "modality_weights_", None)
     return {
         "proba": proba,
-        "scores": score_fold(y[test], proba, positive),
+        "scores": {**score_fold(y[test], proba, positive), **op_scores},
         "before": dict(sampler.counts_before_),
         "after": dict(sampler.counts_after_),
         "k": int(sampler.k_neighbors_),
         "notes": list(sampler.notes_),
-        "fit_seconds": t1 - t0,
-        "predict_seconds": t2 - t1,
+        "fit_seconds": t_op - t0,  # includes the in-fold operating point
+        "predict_seconds": t2 - t_op,
         "attention": None if att is None else [float(a) for a in att],
     }
 
@@ -390,6 +409,12 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
         layouts[p.key] = (cols, blocks_spec(blocks))
     tasks = [(p, r, f) for p in todo for r, f in splits]
     positive = fs.positive_index
+    if exp.operating_point is not None and (positive is None or len(fs.classes) != 2):
+        raise ConfigError(
+            f"{exp.source or 'experiment'}: [operating_point] needs a binary task with a "
+            f"positive class; this one has classes {list(fs.classes)}. Remove the section or "
+            "relabel to two classes"
+        )
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
             from classify.distributed import joblib_backend
@@ -399,7 +424,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
             delayed(run_split)(
                 p.spec, layouts[p.key][0], layouts[p.key][1], fs.X, fs.y, *plan.indices(r, f),
                 n_classes=len(fs.classes), positive=positive, seed=exp.cv.seed,
-                threads=exp.threads_per_task,
+                threads=exp.threads_per_task, groups=fs.groups,
             )
             for p, r, f in tasks
         )

@@ -45,7 +45,12 @@ from typing import Any
 from classify.evaluate import HEADLINE, METRICS
 from classify.fusion import FUSIONS, build_fusion, fusion_arity
 from classify.models import CLASSIFIERS, build_classifier
-from classify.options import EquivalenceConfig, parse_equivalence
+from classify.options import (
+    EquivalenceConfig,
+    OperatingPointConfig,
+    parse_equivalence,
+    parse_operating_point,
+)
 from classify.samplers import SAMPLERS
 from pipeline.errors import ConfigError, UnknownNameError
 from pipeline.helpers import did_you_mean
@@ -87,6 +92,8 @@ class Experiment:
         source: the TOML file it came from.
         equivalence: ROPE and decision probability of the practical-equivalence test
             (``[equivalence]``, see :mod:`classify.options`).
+        operating_point: threshold rule / inner folds / calibration chosen inside each
+            training fold (``[operating_point]``); None = argmax only (no key change).
     """
 
     name: str
@@ -108,6 +115,7 @@ class Experiment:
     threads_per_task: int = 1
     source: Path | None = None
     equivalence: EquivalenceConfig = EquivalenceConfig()
+    operating_point: OperatingPointConfig | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -121,6 +129,7 @@ _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
     "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
+    "operating_point",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -271,6 +280,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         threads_per_task=_int(data.get("threads_per_task", 1), "threads_per_task", src, 1),
         source=Path(source) if src != "<dict>" else None,
         equivalence=parse_equivalence(data.get("equivalence", {}), src, METRICS),
+        operating_point=parse_operating_point(data.get("operating_point"), src),
     )
 
 

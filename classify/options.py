@@ -9,6 +9,11 @@ Example::
     [equivalence]
     rope = 0.01                       # or a table per metric: rope = {roc_auc = 0.01, brier = 0.005}
     decision_probability = 0.95
+
+    [operating_point]                 # binary tasks; part of the cell key when present
+    rule = "sensitivity=0.90"         # or "max_f1", "youden", "specificity=0.90"
+    inner_folds = 3                   # inner CV of the training fold (grouped by patient)
+    calibration = "none"              # or "sigmoid", "isotonic" (fitted on inner OOF rows)
 """
 
 from __future__ import annotations
@@ -77,3 +82,41 @@ def parse_equivalence(raw: Any, src: str, metrics: Mapping[str, bool]) -> Equiva
 
 #: The defaults of an experiment without ``[equivalence]``.
 DEFAULT_EQUIVALENCE = EquivalenceConfig()
+
+
+@dataclass(frozen=True)
+class OperatingPointConfig:
+    """``[operating_point]``: threshold rule, inner folds and calibration (see
+    :mod:`classify.operating_point`)."""
+
+    rule: str = "max_f1"
+    inner_folds: int = 3
+    calibration: str = "none"
+
+    def key(self) -> dict[str, Any]:
+        """What enters the cell key (every setting changes the scores)."""
+        return {"rule": self.rule, "inner_folds": self.inner_folds,
+                "calibration": self.calibration}
+
+
+def parse_operating_point(raw: Any, src: str) -> OperatingPointConfig | None:
+    """The ``[operating_point]`` section, or None when absent."""
+    if raw is None:
+        return None
+    from classify.operating_point import CALIBRATIONS, check_rule
+
+    raw = table(raw, "operating_point", src)
+    check_keys("operating_point", raw, {"rule", "inner_folds", "calibration"}, src)
+    try:
+        rule = check_rule(str(raw.get("rule", "max_f1")))
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
+    folds = raw.get("inner_folds", 3)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"{src}: operating_point.inner_folds must be an integer >= 2, "
+                          f"got {folds!r}")
+    cal = raw.get("calibration", "none")
+    if cal not in CALIBRATIONS:
+        raise ConfigError(f"{src}: operating_point.calibration {cal!r}: use one of "
+                          f"{', '.join(CALIBRATIONS)}.{did_you_mean(cal, CALIBRATIONS)}")
+    return OperatingPointConfig(rule=rule, inner_folds=folds, calibration=str(cal))

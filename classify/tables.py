@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from classify.calibration import CalibrationSummary
 from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, HEADLINE
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
@@ -117,8 +118,10 @@ def shuffle_table(res: ShuffleResult) -> str:
                             f"{res.n_permutations} permutations per split)", notes=res.warnings)
 
 
-def choice_summary(equivalence: Equivalence | None) -> str:
-    """The one summary block: the best cell and the cells practically equivalent to it."""
+def choice_summary(equivalence: Equivalence | None,
+                   calibration: CalibrationSummary | None = None) -> str:
+    """The one summary block: the best cell, the cells practically equivalent to it and the
+    best cell's operating point (when the experiment chose one in-fold)."""
     if equivalence is None:
         return ""
     e = equivalence
@@ -132,6 +135,18 @@ def choice_summary(equivalence: Equivalence | None) -> str:
     if e.better:
         lines.append(f"  decided better despite a lower mean: {', '.join(e.better)}")
     lines.append(f"  worse: {len(e.worse)} cell(s)")
+    if calibration is not None and calibration.rule:
+        c = calibration
+        th = c.thresholds["threshold"].to_numpy(float)
+        at = {r["quantity"]: r for _, r in c.operating.iterrows()}
+        parts = [f"{q} {_fmt(at[q]['at_threshold_mean'])} [{_fmt(at[q]['at_threshold_ci_low'])}, "
+                 f"{_fmt(at[q]['at_threshold_ci_high'])}]" for q in ("sensitivity", "specificity",
+                                                                    "ppv", "npv", "f1")]
+        lines.append(f"  operating point ({c.rule}, chosen in each training fold"
+                     + (f", {c.calibration} calibration" if c.calibration not in ("", "none")
+                        else "") + f"): threshold {th.mean():.3f} [{th.min():.3f}-{th.max():.3f}]")
+        lines.append("    " + "; ".join(parts))
+        lines.append(f"  calibration: ECE {c.ece:.3f}, Brier {c.brier:.3f} (out-of-fold)")
     return "\n".join(lines)
 
 

@@ -184,7 +184,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from classify.ablation import ablation_table
-    from classify.analysis import best_and_equivalent
+    from classify.analysis import best_and_equivalent, calibration_of
     from classify.benchmark import run_benchmark
     from classify.experiment import load_experiment
     from classify.stats import compare_within_feature_sets
@@ -201,7 +201,9 @@ def _cmd_classify(args: argparse.Namespace) -> int:
                 decision_probability=eq.decision_probability):
             print("\n" + comparison_table(comparison))
         print("\n" + render_ablation(ablation_table(result), args.metric))
-        summary = choice_summary(best_and_equivalent(result, args.metric, eq))
+        best = best_and_equivalent(result, args.metric, eq)
+        calibration = calibration_of(result, [best.best]) if best is not None else ()
+        summary = choice_summary(best, calibration[0] if calibration else None)
         if summary:
             print("\n" + summary)
     return EXIT_OK

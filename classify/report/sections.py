@@ -127,6 +127,17 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
     if not modality:
         modality.append(Paragraph("No ablation, shuffle or attention results.", muted=True))
 
+    calibration: list[Block] = []
+    if analysis.calibration:
+        calibration.append(T.calibration_table(analysis.calibration))
+        calibration += [T.operating_table(s) for s in analysis.calibration]
+        if any(len(s.thresholds) for s in analysis.calibration):
+            calibration.append(T.thresholds_table(analysis.calibration))
+        calibration += _figs(figures, "calibration")
+    else:
+        calibration.append(Paragraph("Calibration and operating points are shown for binary "
+                                     "tasks only.", muted=True))
+
     return Document(
         title=b.experiment,
         subtitle=f"Chest X-ray + report feature benchmark · generated {generated}",
@@ -139,6 +150,8 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
             Section("classifiers", "Classifiers", "Classifier performance", tuple(classifiers)),
             Section("curves", "Curves", "Curves, confusion matrices and per-split scores",
                     tuple(_figs(figures, "curves"))),
+            Section("calibration", "Calibration", "Operating point and calibration",
+                    tuple(calibration)),
             Section("statistics", "Statistics", "Statistical comparison", tuple(stats)),
             Section("modality", "Modalities", "Modalities: ablation, shuffle test, attention",
                     tuple(modality)),

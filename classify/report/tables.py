@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from classify import leakage
+from classify.calibration import CalibrationSummary
 from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, METRICS
 from classify.leakage import LeakageSummary
@@ -156,6 +157,63 @@ def equivalence_table(e: Equivalence) -> Table:
                         f"P >= {e.decision_probability:g}, else 'undecided'. Bold: practically "
                         "equivalent to the best cell, so not a reason to prefer the best one.",),
                  numeric_from=1)
+
+
+def calibration_table(summaries: Sequence[CalibrationSummary]) -> Table:
+    """ECE, Brier and the operating-point settings of the best cells."""
+    rows, raws = [], []
+    for s in summaries:
+        th = s.thresholds["threshold"].to_numpy(float) if len(s.thresholds) else np.array([])
+        spread = (f"{th.mean():.3f} ± {th.std(ddof=1) if len(th) > 1 else 0.0:.3f} "
+                  f"[{th.min():.3f}–{th.max():.3f}]" if len(th) else "– (argmax)")
+        rows.append((TCell(s.cell), TCell(fmt(s.ece)), TCell(fmt(s.brier)),
+                     TCell(s.calibration or "none"), TCell(s.rule or "argmax"), TCell(spread)))
+        raws.append({"cell": s.cell, "ece": s.ece, "brier_pooled": s.brier,
+                     "calibration": s.calibration or "none", "rule": s.rule or "argmax",
+                     "threshold_mean": float(th.mean()) if len(th) else float("nan"),
+                     "threshold_min": float(th.min()) if len(th) else float("nan"),
+                     "threshold_max": float(th.max()) if len(th) else float("nan")})
+    return Table(name="calibration", title="Calibration and threshold of the best cells",
+                 columns=("Cell", "ECE", "Brier (pooled)", "Calibration", "Threshold rule",
+                          "Threshold per fold: mean ± sd [min–max]"),
+                 rows=tuple(rows), raw=pd.DataFrame(raws),
+                 notes=("ECE: expected calibration error over 10 equal-width bins of the "
+                        "out-of-fold probabilities pooled over repeats. The threshold is chosen "
+                        "inside each training fold (inner out-of-fold predictions, grouped by "
+                        "patient) and applied unchanged to the test fold.",))
+
+
+def operating_table(s: CalibrationSummary) -> Table:
+    """Sensitivity ... F1 at the in-fold threshold next to argmax, with 95% CIs."""
+    def cell(mean: float, lo: float, hi: float) -> TCell:
+        return TCell(fmt(mean), sub=f"95% CI {fmt(lo)}–{fmt(hi)}" if math.isfinite(lo) else "")
+
+    rows = tuple((TCell(str(r["quantity"]).upper() if r["quantity"] in ("ppv", "npv")
+                        else str(r["quantity"]).capitalize()),
+                  cell(r["at_threshold_mean"], r["at_threshold_ci_low"],
+                       r["at_threshold_ci_high"]),
+                  cell(r["argmax_mean"], r["argmax_ci_low"], r["argmax_ci_high"]))
+                 for _, r in s.operating.iterrows())
+    rule = s.rule or "none configured"
+    return Table(name=f"operating-point-{slug(s.cell)}",
+                 title=f"Operating point of {s.cell} (rule: {rule})",
+                 columns=("Quantity", "At the in-fold threshold", "At argmax"), rows=rows,
+                 raw=s.operating.assign(cell=s.cell, rule=s.rule, calibration=s.calibration),
+                 notes=("Mean over splits with a 95% t-interval (optimistic: CV splits share "
+                        "training data). Argmax uses probabilities that oversampling may have "
+                        "shifted; the in-fold threshold never looks at the test fold.",))
+
+
+def thresholds_table(summaries: Sequence[CalibrationSummary]) -> Table:
+    """The threshold chosen in each training fold, per best cell."""
+    frames = [s.thresholds.assign(cell=s.cell) for s in summaries if len(s.thresholds)]
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["repeat", "fold", "threshold", "cell"])
+    rows = tuple((TCell(str(r["cell"])), TCell(str(int(r["repeat"]))), TCell(str(int(r["fold"]))),
+                  TCell(fmt(r["threshold"]))) for _, r in raw.iterrows())
+    return Table(name="thresholds", title="Threshold chosen in each training fold",
+                 columns=("Cell", "Repeat", "Fold", "Threshold"), rows=rows,
+                 raw=raw[["cell", "repeat", "fold", "threshold"]], numeric_from=1)
 
 
 def ranks_table(cmp: ComparisonResult, index: int) -> Table:
