@@ -36,6 +36,7 @@ from classify.summary import (
     resampling_summary,
     summarise_benchmark,
 )
+from classify.tuning import TuningSummary, summarise_tuning
 from pipeline.errors import ConfigError, PipelineError
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class Analysis:
             equivalent to it (None with fewer than 2 cells or splits).
         calibration: reliability, ECE, decision curve and operating point of the best cell
             of each feature set (binary tasks only).
+        tuning: tuned cells against their default twins, chosen parameters per outer fold
+            and tuning cost (None without tuned cells).
     """
 
     benchmark: BenchmarkResult
@@ -86,6 +89,7 @@ class Analysis:
     best_by_feature_set: tuple[str, ...] = ()
     equivalence: Equivalence | None = None
     calibration: tuple[CalibrationSummary, ...] = ()
+    tuning: TuningSummary | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
@@ -174,7 +178,23 @@ def analyse_benchmark(
         best_by_feature_set=best_by_feature_set(benchmark.cells, primary),
         equivalence=best_and_equivalent(benchmark, primary, equivalence),
         calibration=calibration_of(benchmark, best_by_feature_set(benchmark.cells, primary)),
+        tuning=tuning_of(benchmark, primary, equivalence),
     )
+
+
+def tuning_of(benchmark: BenchmarkResult, metric: str,
+              config: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> TuningSummary | None:
+    """Tuned vs default cells of ``benchmark`` on ``metric`` (None without tuned cells)."""
+    if benchmark.split is None:
+        return None
+    try:
+        return summarise_tuning(benchmark.cells, metric,
+                                test_train_ratio=benchmark.split.test_train_ratio,
+                                rope=config.rope_for(metric),
+                                decision_probability=config.decision_probability)
+    except PipelineError as exc:
+        log.warning("tuned vs default comparison skipped: %s", exc)
+        return None
 
 
 def calibration_of(benchmark: BenchmarkResult, labels: Sequence[str]

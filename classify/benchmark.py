@@ -1,6 +1,6 @@
 """Run an experiment: every cell x every split of one saved plan, cached by cell key.
 
-Flow of :func:`run_benchmark`:
+Flow of :func:`run_benchmark` (one task = :func:`classify.cell_task.run_split`):
 
 1. open the stores and the manifest (optionally relabelled by a label rule) and
    join them into one :class:`~classify.features.FeatureSet` (all cells use the same
@@ -26,25 +26,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classify.evaluate import score_fold
+from classify.cell_task import assemble_cell, run_split
 from classify.experiment import Experiment, default_feature_sets
 from classify.features import FeatureSet, blocks_spec, build_feature_set
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
-from classify.operating_point import apply_operating_point, fit_operating_point
-from classify.pipeline_factory import build_pipeline, spec_notes
 from classify.results import (
-    ATTENTION_COLUMNS,
-    COUNT_COLUMNS,
-    FOLD_COLUMNS,
-    SCORE_COLUMNS,
     BenchmarkResult,
     CellResult,
     CellSpec,
     PlannedCell,
     cell_key,
 )
-from classify.results_store import has_cell, iter_cell_docs, oof_frame, read_cell, write_cell
+from classify.results_store import has_cell, iter_cell_docs, read_cell, write_cell
 from classify.samplers import check_training_folds
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
@@ -143,8 +137,14 @@ def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
                             params[comp] = p
                     if exp.operating_point is not None:
                         params["operating_point"] = exp.operating_point.key()
-                    specs.append(CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
-                                          fusion, sampler, clf, params))
+                    spec = CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
+                                    fusion, sampler, clf, params)
+                    specs.append(spec)
+                    if exp.tuning is not None and exp.tuning.tunes(clf):
+                        members = params.get("classifier", {}).get("members")
+                        specs.append(CellSpec(spec.feature_set, spec.stores, spec.modalities,
+                                              fusion, sampler, clf,
+                                              {**params, "tuning": exp.tuning.key(clf, members)}))
     return specs
 
 
@@ -182,106 +182,6 @@ def _spec_id(d: dict[str, Any]) -> str:
 
     d = {k: v for k, v in d.items() if k != "feature_set"}
     return json.dumps(d, sort_keys=True, default=str)
-
-
-# ----------------------------------------------------------------------------- one split
-def run_split(
-    spec: CellSpec,
-    cols: np.ndarray,
-    blocks: tuple[tuple[str, int, int], ...],
-    X: np.ndarray,
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    *,
-    n_classes: int,
-    positive: int | None,
-    seed: int,
-    threads: int = 1,
-    groups: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task).
-
-    With ``spec.params["operating_point"]`` the threshold (and calibration) is chosen by an
-    inner CV of the training rows, grouped by ``groups`` (see :mod:`classify.operating_point`).
-    """
-    from threadpoolctl import threadpool_limits
-
-    op = spec.params.get("operating_point")
-    op_scores: dict[str, float] = {}
-    with threadpool_limits(limits=threads):
-        Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed)
-        t0 = time.perf_counter()
-        pipe.fit(Xc[train], y[train])
-        fold_op = None
-        if op:  # decided on the training rows, before the test fold is predicted
-            g = np.asarray(groups if groups is not None else np.arange(len(y)))[train]
-            fold_op = fit_operating_point(
-                lambda: build_pipeline(spec, blocks, random_state=seed), Xc[train], y[train],
-                g, op, positive=int(positive), seed=seed, n_classes=n_classes)
-        t_op = time.perf_counter()
-        raw = pipe.predict_proba(Xc[test])
-        t2 = time.perf_counter()
-        proba = np.zeros((len(test), n_classes))
-        proba[:, np.asarray(pipe.classes_, dtype=int)] = raw
-        if fold_op is not None:
-            proba, op_scores = apply_operating_point(fold_op, proba, y[test],
-                                                     positive=int(positive))
-    sampler = pipe.named_steps["sampler"]
-    fusion = pipe.named_steps["fusion"]
-    att = getattr(fusion, "modality_weights_", None)
-    return {
-        "proba": proba,
-        "scores": {**score_fold(y[test], proba, positive), **op_scores},
-        "before": dict(sampler.counts_before_),
-        "after": dict(sampler.counts_after_),
-        "k": int(sampler.k_neighbors_),
-        "notes": list(sampler.notes_),
-        "fit_seconds": t_op - t0,  # includes the in-fold operating point
-        "predict_seconds": t2 - t_op,
-        "attention": None if att is None else [float(a) for a in att],
-    }
-
-
-def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
-                  outs: Sequence[tuple[int, int, dict[str, Any]]]) -> CellResult:
-    """Combine per-split outputs (in plan order) into a :class:`CellResult`."""
-    scores, counts, folds, att, notes = [], [], [], [], []
-    ids, reps, fids, ytrue, probas = [], [], [], [], []
-    for r, f, o in outs:
-        train, test = plan.indices(r, f)
-        scores.extend((key, r, f, m, v) for m, v in o["scores"].items())
-        for stage in ("before", "after"):
-            counts.extend((key, r, f, stage, fs.classes[c], n) for c, n in sorted(o[stage].items()))
-        folds.append((key, r, f, len(train), len(test), o["fit_seconds"], o["predict_seconds"],
-                      o["k"]))
-        if o["attention"] is not None:
-            att.extend((key, r, f, s, m, w) for s, m, w in
-                       zip(spec.stores, spec.modalities, o["attention"], strict=True))
-        notes.extend(n for n in o["notes"] if n not in notes)
-        ids.append(fs.ids[test])
-        reps.append(np.full(len(test), r))
-        fids.append(np.full(len(test), f))
-        ytrue.append(fs.y[test])
-        probas.append(o["proba"])
-        log.debug("%s r%d f%d: train counts %s -> %s", spec.label, r, f,
-                 {fs.classes[c]: n for c, n in o["before"].items()},
-                 {fs.classes[c]: n for c, n in o["after"].items()})
-    folds_df = pd.DataFrame(folds, columns=list(FOLD_COLUMNS))
-    return CellResult(
-        spec=spec,
-        key=key,
-        scores=pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
-        oof=oof_frame(np.concatenate(ids), np.concatenate(reps), np.concatenate(fids),
-                      np.concatenate(ytrue), np.vstack(probas), fs.classes),
-        class_counts=pd.DataFrame(counts, columns=list(COUNT_COLUMNS)),
-        folds=folds_df,
-        fit_seconds=float(folds_df["fit_seconds"].sum()),
-        attention=pd.DataFrame(att, columns=list(ATTENTION_COLUMNS)) if att else None,
-        status="computed",
-        warnings=tuple(notes) + spec_notes(spec),
-    )
 
 
 # ----------------------------------------------------------------------------- run

@@ -48,8 +48,10 @@ from classify.models import CLASSIFIERS, build_classifier
 from classify.options import (
     EquivalenceConfig,
     OperatingPointConfig,
+    TuningConfig,
     parse_equivalence,
     parse_operating_point,
+    parse_tuning,
 )
 from classify.samplers import SAMPLERS
 from pipeline.errors import ConfigError, UnknownNameError
@@ -94,6 +96,8 @@ class Experiment:
             (``[equivalence]``, see :mod:`classify.options`).
         operating_point: threshold rule / inner folds / calibration chosen inside each
             training fold (``[operating_point]``); None = argmax only (no key change).
+        tuning: nested hyper-parameter search (``[tuning]``); adds a tuned cell (label
+            suffix ``+tuned``) next to each default cell; None = defaults only.
     """
 
     name: str
@@ -116,6 +120,7 @@ class Experiment:
     source: Path | None = None
     equivalence: EquivalenceConfig = EquivalenceConfig()
     operating_point: OperatingPointConfig | None = None
+    tuning: TuningConfig | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -129,7 +134,7 @@ _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
     "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
-    "operating_point",
+    "operating_point", "tuning",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -281,6 +286,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         source=Path(source) if src != "<dict>" else None,
         equivalence=parse_equivalence(data.get("equivalence", {}), src, METRICS),
         operating_point=parse_operating_point(data.get("operating_point"), src),
+        tuning=parse_tuning(data.get("tuning"), src, METRICS, classifiers),
     )
 
 

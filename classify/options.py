@@ -14,6 +14,16 @@ Example::
     rule = "sensitivity=0.90"         # or "max_f1", "youden", "specificity=0.90"
     inner_folds = 3                   # inner CV of the training fold (grouped by patient)
     calibration = "none"              # or "sigmoid", "isotonic" (fitted on inner OOF rows)
+
+    [tuning]                          # nested tuning: tuned cells next to the default ones
+    enabled = true
+    search = "random"                 # or "halving", "optuna"
+    budget = 20                       # candidates (trials) per outer training fold
+    inner_folds = 3
+    metric = "roc_auc"                # what the inner search maximises
+    # classifiers = ["logistic", "knn"]   # default: every classifier of the grid
+    [tuning.space.logistic]           # optional: replaces the default space of logistic
+    C = {low = 0.001, high = 10.0, log = true}
 """
 
 from __future__ import annotations
@@ -120,3 +130,76 @@ def parse_operating_point(raw: Any, src: str) -> OperatingPointConfig | None:
         raise ConfigError(f"{src}: operating_point.calibration {cal!r}: use one of "
                           f"{', '.join(CALIBRATIONS)}.{did_you_mean(cal, CALIBRATIONS)}")
     return OperatingPointConfig(rule=rule, inner_folds=folds, calibration=str(cal))
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """``[tuning]``: nested hyper-parameter search (see :mod:`classify.tuning`)."""
+
+    search: str = "random"
+    budget: int = 20
+    inner_folds: int = 3
+    metric: str = "roc_auc"
+    classifiers: tuple[str, ...] | None = None
+    space: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+
+    def key(self, classifier: str, members: Any = None) -> dict[str, Any]:
+        """What enters a tuned cell's key: method, budget, inner folds, metric, space."""
+        from classify.search_spaces import resolve_space
+
+        return {"search": self.search, "budget": self.budget, "inner_folds": self.inner_folds,
+                "metric": self.metric, "space": resolve_space(classifier, self.space, members)}
+
+    def tunes(self, classifier: str) -> bool:
+        return self.classifiers is None or classifier in self.classifiers
+
+
+def parse_tuning(raw: Any, src: str, metrics: Mapping[str, bool],
+                 classifiers: tuple[str, ...]) -> TuningConfig | None:
+    """The ``[tuning]`` section; None when absent or ``enabled = false``."""
+    if raw is None:
+        return None
+    from classify.search_spaces import check_range, resolve_space
+    from classify.tuning import SEARCHES
+
+    raw = table(raw, "tuning", src)
+    check_keys("tuning", raw, {"enabled", "search", "budget", "inner_folds", "metric",
+                               "classifiers", "space"}, src)
+    if not raw.get("enabled", True):
+        return None
+    search = raw.get("search", "random")
+    if search not in SEARCHES:
+        raise ConfigError(f"{src}: tuning.search {search!r}: use one of {', '.join(SEARCHES)}."
+                          f"{did_you_mean(search, SEARCHES)}")
+    ints = {}
+    for key, default, low in (("budget", 20, 1), ("inner_folds", 3, 2)):
+        v = raw.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"{src}: tuning.{key} must be an integer >= {low}, got {v!r}")
+        ints[key] = v
+    metric = raw.get("metric", "roc_auc")
+    if metric not in metrics:
+        raise ConfigError(f"{src}: tuning.metric {metric!r} is not a metric."
+                          f"{did_you_mean(metric, list(metrics))}")
+    chosen = raw.get("classifiers")
+    if chosen is not None:
+        if not isinstance(chosen, list) or not all(c in classifiers for c in chosen):
+            raise ConfigError(f"{src}: tuning.classifiers must list classifiers of the grid "
+                              f"{list(classifiers)}, got {chosen!r}")
+        chosen = tuple(chosen)
+    space_raw = table(raw.get("space", {}), "tuning.space", src)
+    space = {}
+    for clf, params in space_raw.items():
+        params = table(params, f"tuning.space.{clf}", src)
+        space[str(clf)] = {k: check_range(k, v, f"{src}: tuning.space.{clf}")
+                           for k, v in params.items()}
+    config = TuningConfig(search=str(search), budget=ints["budget"],
+                          inner_folds=ints["inner_folds"], metric=str(metric),
+                          classifiers=chosen, space=space)
+    for clf in classifiers:
+        if config.tunes(clf):
+            try:
+                resolve_space(clf, space)
+            except ConfigError as exc:
+                raise ConfigError(f"{src}: {exc}") from None
+    return config

@@ -60,7 +60,9 @@ class CellSpec:
         sampler: sampler registry name (``none``, ``smote``, ``class_weight``, ...).
         classifier: classifier registry name (``logistic``, ``xgboost``, ...).
         params: non-default parameters per component:
-            ``{"fusion": {...}, "sampler": {...}, "classifier": {...}}`` (JSON-able values).
+            ``{"fusion": {...}, "sampler": {...}, "classifier": {...}}`` (JSON-able values),
+            plus ``"operating_point"`` / ``"tuning"`` settings when the experiment has them
+            (absent otherwise, so untuned cells keep their keys).
     """
 
     feature_set: str
@@ -73,8 +75,10 @@ class CellSpec:
 
     @property
     def label(self) -> str:
-        """Human-readable unique name: ``feature_set/fusion/sampler/classifier``."""
-        return f"{self.feature_set}/{self.fusion}/{self.sampler}/{self.classifier}"
+        """Human-readable unique name: ``feature_set/fusion/sampler/classifier``, with
+        ``+tuned`` appended for a cell tuned by nested search."""
+        tuned = "+tuned" if "tuning" in self.params else ""
+        return f"{self.feature_set}/{self.fusion}/{self.sampler}/{self.classifier}{tuned}"
 
     def component_params(self, component: str) -> dict[str, Any]:
         """Parameters of ``component`` (``fusion``/``sampler``/``classifier``), a copy."""

@@ -18,6 +18,7 @@ from classify.calibration import CalibrationSummary
 from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, HEADLINE
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
+from classify.tuning import TuningSummary
 from pipeline.helpers import format_p, text_table
 
 
@@ -148,6 +149,24 @@ def choice_summary(equivalence: Equivalence | None,
         lines.append("    " + "; ".join(parts))
         lines.append(f"  calibration: ECE {c.ece:.3f}, Brier {c.brier:.3f} (out-of-fold)")
     return "\n".join(lines)
+
+
+def tuning_table(t: TuningSummary | None) -> str:
+    """Tuned vs default per classifier with the corrected test and the tuning cost, then the
+    spread of the chosen parameters over the outer folds."""
+    if t is None:
+        return ""
+    rows = [[r["cell"], f"{r['search']}/{int(r['budget'])}", _fmt(r["mean_default"]),
+             _fmt(r["mean_tuned"]), f"{r['diff']:+.4f}", format_p(r["nb_p"]),
+             _fmt(r["p_equivalent"]), r["decision"], f"{r['tuning_seconds']:.1f}"]
+            for _, r in t.table.iterrows()]
+    main = text_table(["tuned cell", "search", "default", "tuned", "diff", "NB p", "P(=)",
+                       "decision", "tuning s"], rows, title=f"Tuned vs default on {t.metric}",
+                      notes=["searched on each outer training fold only (inner folds grouped by "
+                             "patient); scores are the outer test folds'"])
+    spread = text_table(["tuned cell", "parameter", "chosen over the outer folds"],
+                        [[r["cell"], r["param"], r["values"]] for _, r in t.spread.iterrows()])
+    return main + "\n\n" + spread
 
 
 def plan_table(result: BenchmarkResult) -> str:

@@ -138,6 +138,10 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
         calibration.append(Paragraph("Calibration and operating points are shown for binary "
                                      "tasks only.", muted=True))
 
+    tuning: list[Block] = []
+    if analysis.tuning is not None:
+        tuning = [T.tuning_table(analysis.tuning), *T.tuned_params_tables(analysis.tuning)]
+
     return Document(
         title=b.experiment,
         subtitle=f"Chest X-ray + report feature benchmark · generated {generated}",
@@ -152,6 +156,8 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
                     tuple(_figs(figures, "curves"))),
             Section("calibration", "Calibration", "Operating point and calibration",
                     tuple(calibration)),
+            *([Section("tuning", "Tuning", "Nested tuning: tuned vs default", tuple(tuning))]
+              if tuning else []),
             Section("statistics", "Statistics", "Statistical comparison", tuple(stats)),
             Section("modality", "Modalities", "Modalities: ablation, shuffle test, attention",
                     tuple(modality)),

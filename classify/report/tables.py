@@ -24,6 +24,7 @@ from classify.report.model import Table, TCell
 from classify.report.plots.base import short_names
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
 from classify.summary import FeatureSetSummary
+from classify.tuning import TuningSummary
 from pipeline.helpers import format_p
 
 
@@ -214,6 +215,45 @@ def thresholds_table(summaries: Sequence[CalibrationSummary]) -> Table:
     return Table(name="thresholds", title="Threshold chosen in each training fold",
                  columns=("Cell", "Repeat", "Fold", "Threshold"), rows=rows,
                  raw=raw[["cell", "repeat", "fold", "threshold"]], numeric_from=1)
+
+
+def tuning_table(t: TuningSummary) -> Table:
+    """Tuned vs default per classifier: paired corrected test, posterior and tuning cost."""
+    rows = tuple((TCell(str(r["cell"])), TCell(f"{r['search']}, {int(r['budget'])} x "
+                                                 f"{int(r['inner_folds'])} folds"),
+                  TCell(fmt(r["mean_default"])), TCell(fmt(r["mean_tuned"])),
+                  TCell(f"{float(r['diff']):+.4f}" if math.isfinite(float(r["diff"])) else "–"),
+                  TCell(format_p(r["nb_p"])), TCell(fmt(r["p_tuned_better"])),
+                  TCell(fmt(r["p_equivalent"])), TCell(fmt(r["p_default_better"])),
+                  TCell(str(r["decision"]), bold=r["decision"] == "tuned better"),
+                  TCell(fmt(r["tuning_seconds"], 1)))
+                 for _, r in t.table.iterrows())
+    return Table(name="tuning", title=f"Tuned vs default on {t.metric}",
+                 columns=("Tuned cell", "Search", "Default", "Tuned", "Tuned − default",
+                          "NB p", "P(tuned better)", "P(equivalent)", "P(default better)",
+                          "Decision", "Tuning s"),
+                 rows=rows, raw=t.table.copy(), numeric_from=2,
+                 notes=("Nested tuning: the search runs on each outer training fold only "
+                        "(inner folds grouped by patient, the whole pipeline refitted per inner "
+                        "fold); the scores are those of the outer test folds. NB p: "
+                        "Nadeau-Bengio corrected t-test; posterior: Bayesian correlated t-test "
+                        "with the ROPE. Tuning s: search time over all outer folds.",))
+
+
+def tuned_params_tables(t: TuningSummary) -> list[Table]:
+    """The spread of the chosen parameters, and the parameters of every outer fold."""
+    spread = Table(name="tuned-params-spread", title="Parameters chosen over the outer folds",
+                   columns=("Tuned cell", "Parameter", "Chosen values"),
+                   rows=tuple((TCell(str(r["cell"])), TCell(str(r["param"])),
+                               TCell(str(r["values"]))) for _, r in t.spread.iterrows()),
+                   raw=t.spread.copy(), numeric_from=99)
+    per_fold = Table(name="tuned-params", title="Parameters chosen in each outer training fold",
+                     columns=("Tuned cell", "Repeat", "Fold", "Inner score", "Parameters"),
+                     rows=tuple((TCell(str(r["cell"])), TCell(str(r["repeat"])),
+                                 TCell(str(r["fold"])), TCell(fmt(r["inner_score"])),
+                                 TCell(str(r["params"]))) for _, r in t.chosen.iterrows()),
+                     raw=t.chosen.copy(), numeric_from=1)
+    return [spread, per_fold]
 
 
 def ranks_table(cmp: ComparisonResult, index: int) -> Table:
