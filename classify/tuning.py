@@ -233,7 +233,8 @@ def _spread(values: list[Any]) -> str:
     if len(nums) == len(values) and len(set(nums)) > 3:
         a = np.asarray(nums, float)
         return f"median {np.median(a):.4g} [{a.min():.4g}-{a.max():.4g}]"
-    counts = pd.Series([json.dumps(v) for v in values]).value_counts()
+    shown = [f"{v:.4g}" if isinstance(v, float) else json.dumps(v) for v in values]
+    counts = pd.Series(shown).value_counts()
     return ", ".join(f"{k} x{n}" for k, n in counts.items())
 
 

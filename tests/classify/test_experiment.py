@@ -77,3 +77,10 @@ def test_equivalence_section():
         experiment_from_dict(_base(equivalence={"rop": 0.01}))
     with pytest.raises(ConfigError, match="equivalence.rope.roc_acu: unknown metric"):
         experiment_from_dict(_base(equivalence={"rope": {"roc_acu": 0.01}}))
+
+
+def test_tuning_toml_loads():
+    exp = load_experiment(ROOT / "experiments" / "tuning.toml")
+    assert exp.tuning is not None and exp.tuning.search == "random" and exp.tuning.budget == 10
+    assert exp.operating_point.rule == "sensitivity=0.9"
+    assert exp.equivalence.rope_for("roc_auc") == 0.01
