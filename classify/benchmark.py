@@ -1,6 +1,6 @@
 """Run an experiment: every cell x every split of one saved plan, cached by cell key.
 
-Flow of :func:`run_benchmark`:
+Flow of :func:`run_benchmark` (one task = :func:`classify.cell_task.run_split`):
 
 1. open the stores and the manifest (optionally relabelled by a label rule) and
    join them into one :class:`~classify.features.FeatureSet` (all cells use the same
@@ -29,16 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from classify.cell_task import assemble_cell
 from classify.experiment import Experiment, default_feature_sets
 from classify.features import FeatureSet, blocks_spec, build_feature_set
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
-from classify.pipeline_factory import spec_notes
 from classify.results import (
-    ATTENTION_COLUMNS,
-    COUNT_COLUMNS,
-    FOLD_COLUMNS,
-    SCORE_COLUMNS,
     BenchmarkResult,
     CellResult,
     CellSpec,
@@ -47,13 +43,12 @@ from classify.results import (
 )
 from classify.results_store import (
     iter_cell_docs,
-    oof_frame,
     open_cell,
     quarantine_dir,
     write_cell,
 )
 from classify.samplers import check_training_folds
-from classify.split_runner import group_by_prefix, run_split_group
+from classify.split_runner import group_by_prefix, run_cell_group
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.helpers import did_you_mean
@@ -149,8 +144,16 @@ def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
                         p = exp.component_params(comp, name)
                         if p:
                             params[comp] = p
-                    specs.append(CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
-                                          fusion, sampler, clf, params))
+                    if exp.operating_point is not None:
+                        params["operating_point"] = exp.operating_point.key()
+                    spec = CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
+                                    fusion, sampler, clf, params)
+                    specs.append(spec)
+                    if exp.tuning is not None and exp.tuning.tunes(clf):
+                        members = params.get("classifier", {}).get("members")
+                        specs.append(CellSpec(spec.feature_set, spec.stores, spec.modalities,
+                                              fusion, sampler, clf,
+                                              {**params, "tuning": exp.tuning.key(clf, members)}))
     return specs
 
 
@@ -188,47 +191,6 @@ def _spec_id(d: dict[str, Any]) -> str:
 
     d = {k: v for k, v in d.items() if k != "feature_set"}
     return json.dumps(d, sort_keys=True, default=str)
-
-
-# ----------------------------------------------------------------------------- one split
-def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
-                  outs: Sequence[tuple[int, int, dict[str, Any]]]) -> CellResult:
-    """Combine per-split outputs (in plan order) into a :class:`CellResult`."""
-    scores, counts, folds, att, notes = [], [], [], [], []
-    ids, reps, fids, ytrue, probas = [], [], [], [], []
-    for r, f, o in outs:
-        train, test = plan.indices(r, f)
-        scores.extend((key, r, f, m, v) for m, v in o["scores"].items())
-        for stage in ("before", "after"):
-            counts.extend((key, r, f, stage, fs.classes[c], n) for c, n in sorted(o[stage].items()))
-        folds.append((key, r, f, len(train), len(test), o["fit_seconds"], o["predict_seconds"],
-                      o["k"]))
-        if o["attention"] is not None:
-            att.extend((key, r, f, s, m, w) for s, m, w in
-                       zip(spec.stores, spec.modalities, o["attention"], strict=True))
-        notes.extend(n for n in o["notes"] if n not in notes)
-        ids.append(fs.ids[test])
-        reps.append(np.full(len(test), r))
-        fids.append(np.full(len(test), f))
-        ytrue.append(fs.y[test])
-        probas.append(o["proba"])
-        log.debug("%s r%d f%d: train counts %s -> %s", spec.label, r, f,
-                 {fs.classes[c]: n for c, n in o["before"].items()},
-                 {fs.classes[c]: n for c, n in o["after"].items()})
-    folds_df = pd.DataFrame(folds, columns=list(FOLD_COLUMNS))
-    return CellResult(
-        spec=spec,
-        key=key,
-        scores=pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
-        oof=oof_frame(np.concatenate(ids), np.concatenate(reps), np.concatenate(fids),
-                      np.concatenate(ytrue), np.vstack(probas), fs.classes),
-        class_counts=pd.DataFrame(counts, columns=list(COUNT_COLUMNS)),
-        folds=folds_df,
-        fit_seconds=float(folds_df["fit_seconds"].sum()),
-        attention=pd.DataFrame(att, columns=list(ATTENTION_COLUMNS)) if att else None,
-        status="computed",
-        warnings=tuple(notes) + spec_notes(spec),
-    )
 
 
 # ----------------------------------------------------------------------------- run
@@ -373,16 +335,22 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     groups = [tuple(todo[i] for i in g) for g in group_by_prefix([p.spec for p in todo])]
     tasks = [(g, r, f) for g in groups for r, f in splits]
     positive = fs.positive_index
+    if exp.operating_point is not None and (positive is None or len(fs.classes) != 2):
+        raise ConfigError(
+            f"{exp.source or 'experiment'}: [operating_point] needs a binary task with a "
+            f"positive class; this one has classes {list(fs.classes)}. Remove the section or "
+            "relabel to two classes"
+        )
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
             from classify.distributed import joblib_backend
 
             stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y]))
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(run_split_group)(
+            delayed(run_cell_group)(
                 [p.spec for p in g], layouts[g[0].key][0], layouts[g[0].key][1], fs.X, fs.y,
                 *plan.indices(r, f), n_classes=len(fs.classes), positive=positive,
-                seed=exp.cv.seed, threads=exp.threads_per_task,
+                seed=exp.cv.seed, threads=exp.threads_per_task, groups=fs.groups,
             )
             for g, r, f in tasks
         )
@@ -413,4 +381,6 @@ def _collect(exp: Experiment, plan: SplitPlan, fs: FeatureSet, meta: dict[str, A
             mean, std = cell.summary("roc_auc")
             log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
                      cell.fit_seconds)
+            for note in cell.warnings:
+                log.warning("cell %s: %s", p.spec.label, note)
         buffer = []

@@ -9,7 +9,10 @@ of one per classifier), resamples once, transforms the test rows once, and fits 
 classifier on the result. Steps are called exactly as ``Pipeline.fit`` / ``predict_proba``
 call them (``fit_transform`` for transformers, ``fit_resample`` for the sampler, samplers
 skipped at prediction), so every probability and score is identical to fitting each cell's
-pipeline on its own (:func:`run_split`, the reference; a test compares the two).
+pipeline on its own (:func:`classify.cell_task.run_split`, the reference; a test compares
+the two). Cells that tune their parameters or choose an operating point inside the fold
+(``spec.params["tuning"]`` / ``["operating_point"]``) fit their own pipelines and are never
+grouped (:func:`fits_alone`); :func:`run_cell_group` dispatches.
 
 A soft-voting classifier whose members are also classifiers of the group, with the same
 parameters, reuses their fitted members' probabilities instead of fitting them again; the
@@ -33,9 +36,14 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.ensemble import VotingClassifier
 
-from classify.evaluate import score_fold
+from classify.cell_task import fold_outputs, full_proba, run_split
 from classify.pipeline_factory import build_pipeline
 from classify.results import CellSpec
+
+
+def fits_alone(spec: CellSpec) -> bool:
+    """A cell that searches parameters or an operating point inside each training fold."""
+    return bool(spec.params.get("tuning") or spec.params.get("operating_point"))
 
 
 def prefix_key(spec: CellSpec) -> str:
@@ -46,38 +54,17 @@ def prefix_key(spec: CellSpec) -> str:
 
 
 def group_by_prefix(specs: Sequence[CellSpec]) -> list[list[int]]:
-    """Indices of ``specs`` grouped by :func:`prefix_key`, groups in first-seen order."""
+    """Indices of ``specs`` grouped by :func:`prefix_key`, groups in first-seen order; a cell
+    that :func:`fits_alone` is a group of its own."""
     groups: dict[str, list[int]] = {}
     for i, spec in enumerate(specs):
-        groups.setdefault(prefix_key(spec), []).append(i)
+        key = f"alone:{i}" if fits_alone(spec) else prefix_key(spec)
+        groups.setdefault(key, []).append(i)
     return list(groups.values())
 
 
-def _outputs(pipe_steps: dict[str, Any], proba: np.ndarray, y_test: np.ndarray,
-             positive: int | None, fit_s: float, predict_s: float) -> dict[str, Any]:
-    sampler, fusion = pipe_steps["sampler"], pipe_steps["fusion"]
-    att = getattr(fusion, "modality_weights_", None)
-    return {
-        "proba": proba,
-        "scores": score_fold(y_test, proba, positive),
-        "before": dict(sampler.counts_before_),
-        "after": dict(sampler.counts_after_),
-        "k": int(sampler.k_neighbors_),
-        "notes": list(sampler.notes_),
-        "fit_seconds": fit_s,
-        "predict_seconds": predict_s,
-        "attention": None if att is None else [float(a) for a in att],
-    }
-
-
-def _full_proba(raw: np.ndarray, classes: Any, n_rows: int, n_classes: int) -> np.ndarray:
-    proba = np.zeros((n_rows, n_classes))
-    proba[:, np.asarray(classes, dtype=int)] = raw
-    return proba
-
-
-def run_split(
-    spec: CellSpec,
+def run_cell_group(
+    specs: Sequence[CellSpec],
     cols: np.ndarray,
     blocks: tuple[tuple[str, int, int], ...],
     X: np.ndarray,
@@ -89,20 +76,20 @@ def run_split(
     positive: int | None,
     seed: int,
     threads: int = 1,
-) -> dict[str, Any]:
-    """One cell alone: its whole pipeline fitted on ``train`` rows, ``test`` rows scored."""
-    from threadpoolctl import threadpool_limits
+    groups: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """One benchmark task: the cells of one :func:`group_by_prefix` group on one split.
 
-    with threadpool_limits(limits=threads):
-        Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed)
-        t0 = time.perf_counter()
-        pipe.fit(Xc[train], y[train])
-        t1 = time.perf_counter()
-        raw = pipe.predict_proba(Xc[test])
-        t2 = time.perf_counter()
-    proba = _full_proba(raw, pipe.classes_, len(test), n_classes)
-    return _outputs(pipe.named_steps, proba, y[test], positive, t1 - t0, t2 - t1)
+    A single cell, or one that :func:`fits_alone` (its inner CVs grouped by ``groups``), runs
+    through :func:`classify.cell_task.run_split`; a larger group shares its prefix
+    (:func:`run_split_group`).
+    """
+    if len(specs) == 1 or any(fits_alone(s) for s in specs):
+        return [run_split(s, cols, blocks, X, y, train, test, n_classes=n_classes,
+                          positive=positive, seed=seed, threads=threads, groups=groups)
+                for s in specs]
+    return run_split_group(specs, cols, blocks, X, y, train, test, n_classes=n_classes,
+                           positive=positive, seed=seed, threads=threads)
 
 
 def _params_key(est: Any) -> str:
@@ -189,8 +176,8 @@ def run_split_group(
                 classes = classes_t
             else:
                 raw, classes, fit_s, pred_s = fit_predict(clf)
-            proba = _full_proba(raw, classes, len(test), n_classes)
-            outs[i] = _outputs(steps, proba, y[test], positive, fit_s + share_fit,
+            proba = full_proba(raw, classes, len(test), n_classes)
+            outs[i] = fold_outputs(steps, proba, y[test], positive, fit_s + share_fit,
                                pred_s + share_pred)
     return outs
 

@@ -308,19 +308,31 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from classify.ablation import ablation_table
+    from classify.analysis import best_and_equivalent, calibration_of, tuning_of
     from classify.benchmark import run_benchmark
     from classify.experiment import load_experiment
     from classify.stats import compare_within_feature_sets
     from classify.tables import ablation_table as render_ablation
-    from classify.tables import comparison_table, render_benchmark
+    from classify.tables import choice_summary, comparison_table, render_benchmark, tuning_table
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
     print(render_benchmark(result))
     if not result.dry_run and result.cells:
-        for comparison in compare_within_feature_sets(result, args.metric):
+        eq = experiment.equivalence
+        for comparison in compare_within_feature_sets(
+                result, args.metric, rope=eq.rope_for(args.metric),
+                decision_probability=eq.decision_probability):
             print("\n" + comparison_table(comparison))
         print("\n" + render_ablation(ablation_table(result), args.metric))
+        best = best_and_equivalent(result, args.metric, eq)
+        calibration = calibration_of(result, [best.best]) if best is not None else ()
+        tuned = tuning_table(tuning_of(result, args.metric, eq))
+        if tuned:
+            print("\n" + tuned)
+        summary = choice_summary(best, calibration[0] if calibration else None)
+        if summary:
+            print("\n" + summary)
     return EXIT_OK
 
 
@@ -347,7 +359,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "manifest_notes": manifest.meta.get("notes", []),
         "command": " ".join(sys.argv),
     }
-    analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"])
+    analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"],
+                                 metric=args.metric, equivalence=experiment.equivalence)
     paths = write_report(
         analysis,
         args.artifacts / "reports",

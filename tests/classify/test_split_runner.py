@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from classify.cell_task import run_split
 from classify.models import CLASSIFIERS
 from classify.results import CellSpec
-from classify.split_runner import group_by_prefix, prefix_key, run_split, run_split_group
+from classify.split_runner import group_by_prefix, prefix_key, run_split_group
 
 N = 120
 
