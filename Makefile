@@ -43,7 +43,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # The extras that setup installs (all of them are locked).
-LOCK_EXTRAS := offline-models dev dask
+LOCK_EXTRAS := offline-models dev dask tuning
 LOCK_VENV   := $(or $(TMPDIR),/tmp)/cxr-lock-venv
 PIP_TOOLS   := pip-tools==7.6.2
 
