@@ -203,10 +203,15 @@ def run_split(
     seed: int,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task)."""
+    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task).
+
+    joblib calls made inside the task (e.g. the neighbour searches of SMOTE and kNN) run in
+    this worker's own threads, as in a local worker process: on Dask they would otherwise go
+    back to the cluster and be scattered lazily (issue 11, observation 13)."""
+    from joblib import parallel_config
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads):
+    with threadpool_limits(limits=threads), parallel_config(backend="threading"):
         Xc = np.asarray(X[:, cols], dtype=np.float64)
         pipe = build_pipeline(spec, blocks, random_state=seed)
         t0 = time.perf_counter()
@@ -402,6 +407,10 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
         layouts[p.key] = (cols, blocks_spec(blocks))
     tasks = [(p, r, f) for p in todo for r, f in splits]
     positive = fs.positive_index
+    # On Dask, X and y are scattered once and the small per-task index arrays travel as lists:
+    # joblib would scatter arrays lazily and track them with a weakref finaliser that raises
+    # KeyError when it runs late (issue 11, observation 13). Indexing with a list is the same.
+    inline = (lambda a: a.tolist()) if scheduler is not None else (lambda a: a)
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
             from classify.distributed import joblib_backend
@@ -409,7 +418,8 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
             stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y]))
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(run_split)(
-                p.spec, layouts[p.key][0], layouts[p.key][1], fs.X, fs.y, *plan.indices(r, f),
+                p.spec, inline(layouts[p.key][0]), layouts[p.key][1], fs.X, fs.y,
+                *map(inline, plan.indices(r, f)),
                 n_classes=len(fs.classes), positive=positive, seed=exp.cv.seed,
                 threads=exp.threads_per_task,
             )
