@@ -341,15 +341,19 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
             f"positive class; this one has classes {list(fs.classes)}. Remove the section or "
             "relabel to two classes"
         )
+    # On Dask, X and y are scattered once and the small per-task index arrays travel as lists:
+    # joblib would scatter arrays lazily and track them with a weakref finaliser that raises
+    # KeyError when it runs late (issue 11, observation 13). Indexing with a list is the same.
+    inline = (lambda a: a.tolist()) if scheduler is not None else (lambda a: a)
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
             from classify.distributed import joblib_backend
 
-            stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y]))
+            stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y, fs.groups]))
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(run_cell_group)(
-                [p.spec for p in g], layouts[g[0].key][0], layouts[g[0].key][1], fs.X, fs.y,
-                *plan.indices(r, f), n_classes=len(fs.classes), positive=positive,
+                [p.spec for p in g], inline(layouts[g[0].key][0]), layouts[g[0].key][1], fs.X,
+                fs.y, *map(inline, plan.indices(r, f)), n_classes=len(fs.classes), positive=positive,
                 seed=exp.cv.seed, threads=exp.threads_per_task, groups=fs.groups,
             )
             for g, r, f in tasks

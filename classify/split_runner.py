@@ -83,13 +83,20 @@ def run_cell_group(
     A single cell, or one that :func:`fits_alone` (its inner CVs grouped by ``groups``), runs
     through :func:`classify.cell_task.run_split`; a larger group shares its prefix
     (:func:`run_split_group`).
+
+    joblib calls made inside the task (e.g. the neighbour searches of SMOTE and kNN) run in
+    this worker's own threads, as in a local worker process: on Dask they would otherwise go
+    back to the cluster and be scattered lazily (issue 11, observation 13).
     """
-    if len(specs) == 1 or any(fits_alone(s) for s in specs):
-        return [run_split(s, cols, blocks, X, y, train, test, n_classes=n_classes,
-                          positive=positive, seed=seed, threads=threads, groups=groups)
-                for s in specs]
-    return run_split_group(specs, cols, blocks, X, y, train, test, n_classes=n_classes,
-                           positive=positive, seed=seed, threads=threads)
+    from joblib import parallel_config
+
+    with parallel_config(backend="threading"):
+        if len(specs) == 1 or any(fits_alone(s) for s in specs):
+            return [run_split(s, cols, blocks, X, y, train, test, n_classes=n_classes,
+                              positive=positive, seed=seed, threads=threads, groups=groups)
+                    for s in specs]
+        return run_split_group(specs, cols, blocks, X, y, train, test, n_classes=n_classes,
+                               positive=positive, seed=seed, threads=threads)
 
 
 def _params_key(est: Any) -> str:
