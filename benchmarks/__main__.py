@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("image", "text", "classify", "memory", "verify", "scale")
+BENCHES = ("image", "text", "classify", "grid", "memory", "verify", "scale")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "image": lambda: image_extract.run(cfg),
         "text": lambda: text_extract.run(cfg),
         "classify": lambda: classify_grid.run(cfg, with_dask=False if args.no_dask else None),
+        "grid": lambda: classify_grid.run_full(cfg),
         "memory": lambda: memory.run(cfg),
         "verify": lambda: store_verify.run(cfg),
         "scale": lambda: scale_model.run(cfg, costs, scale_model.assumptions_from(args)),

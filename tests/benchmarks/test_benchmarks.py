@@ -104,3 +104,35 @@ def test_store_verify_reports_seconds_per_gb(tmp_path: Path) -> None:
     assert out.ratios[0].bench == "verify"
     assert out.costs["verify_s_per_gb"] == pytest.approx(per_gb, abs=0.01)
     assert not (tmp_path / "work" / "verify").exists()  # the GB-sized scratch store is removed
+
+
+def test_full_grid_data_is_tiled_as_documented(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from benchmarks.classify_grid import make_full_grid_data
+    from pipeline.store import FeatureStore
+
+    mpath, root, dataset = make_full_grid_data(tmp_path, n_base=40)
+    frame = pd.read_csv(mpath)
+    img = FeatureStore(root / dataset / "grid_img.h5")
+    txt = FeatureStore(root / dataset / "grid_txt.h5")
+    assert len(frame) == len(img) == len(txt) == 80 and (img.dim, txt.dim) == (2048, 384)
+    X = img.read(frame["sample_id"].tolist())
+    # rows tiled twice (same patient and label), image columns 1280.. repeat 0..767, + noise
+    assert (frame["patient_id"][:40].to_numpy() == frame["patient_id"][40:].to_numpy()).all()
+    assert (frame["label"][:40].to_numpy() == frame["label"][40:].to_numpy()).all()
+    for a, b in ((X[:40], X[40:]), (X[:, :768], X[:, 1280:])):
+        noise = (a - b).std()
+        assert 0.1 < noise < 0.2 and noise < 0.2 * a.std()
+    assert 0.25 < (frame["label"] == "abnormal").mean() < 0.45
+
+
+@pytest.mark.slow
+def test_full_grid_benchmark_quick(tmp_path: Path) -> None:
+    from benchmarks import classify_grid
+
+    out = classify_grid.run_full(_cfg(tmp_path))
+    grid, per = out.tables
+    assert grid.rows[0][0].startswith("32 cells x 3 splits")
+    assert {r[0] for r in per.rows} == set(classify_grid.FULL_GRID["classifiers"])
+    assert out.costs["classify.full_grid_seconds"] > 0
