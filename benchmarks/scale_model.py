@@ -109,7 +109,7 @@ def run(cfg: BenchConfig, costs: dict[str, float], assumptions: Assumptions = As
         sizes = (("256px", dec_small), ("2048px PNG", dec_large),
                  ("2500x3000 JPEG", dec_jpeg))
         for size_label, dec in (sizes if is_image else (("text", float("inf")),)):
-            if not np.isfinite(dec):
+            if np.isnan(dec):  # that decode rate was not measured in this run
                 continue
             gpu_rate = min(gpu_fwd, assumptions.gpu_decode_cores * dec)
             bound = "decode" if gpu_rate < gpu_fwd else "GPU"

@@ -83,6 +83,7 @@ class ShardResult:
     failed: dict[str, str]
     items_per_s: float
     seconds: float
+    backend: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class DistributedExtractSummary:
         for s in self.shards:
             lines.append(
                 f"  shard {s.shard:>3}: {s.n_ids} ids, {s.n_embedded} embedded, "
-                f"{len(s.failed)} failed, {s.items_per_s:.1f} items/s"
+                f"{len(s.failed)} failed, {s.items_per_s:.1f} items/s ({s.backend})"
             )
         for m in self.merges:
             lines.append(
@@ -286,6 +287,7 @@ def extract_shard(
         failed=dict(summary.failed),
         items_per_s=float(summary.items_per_s),
         seconds=float(summary.seconds),
+        backend=summary.backend,
     )
 
 

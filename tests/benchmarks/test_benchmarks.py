@@ -29,16 +29,17 @@ def test_tables_render_and_write(tmp_path: Path) -> None:
 def test_scale_model_projects_from_measured_costs(tmp_path: Path) -> None:
     from benchmarks import scale_model
 
-    costs = {"efficientnet_lite0.CF.pipeline_img_s": 4.0, "resnet50.CL.pipeline_img_s": 2.0,
+    costs = {"efficientnet_lite0.pipeline_img_s": 4.0, "resnet50.pipeline_img_s": 2.0,
              "minilm.pipeline_reports_s": 20.0, "decode_img_s_core.256": 300.0,
-             "decode_img_s_core.2048": 10.0}
+             "decode_img_s_core.2048": 10.0, "decode_img_s_core.jpeg2500_draft": 20.0}
     out = scale_model.run(_cfg(tmp_path), costs)
     table = out.tables[0]
-    assert len(table.rows) == (2 * 2 + 1) * len(scale_model.SIZES)
+    assert len(table.rows) == (2 * 3 + 1) * len(scale_model.SIZES)
     assert out.costs["merge_rows_s"] > 0
     lite = [r for r in table.rows if r[0] == "efficientnet_lite0" and r[1] == "256px"]
     assert lite[0][3] == "42 min"  # 10,000 images / 4 img/s
-    assert "decode-bound" in [r for r in table.rows if r[1] == "2048px"][0][4]
+    assert "decode-bound" in [r for r in table.rows if r[1] == "2048px PNG"][0][4]
+    assert [r for r in table.rows if r[1] == "2500x3000 JPEG"]
 
 
 def test_memory_child_reports_peak_rss(tmp_path: Path) -> None:
@@ -79,8 +80,11 @@ def test_text_benchmark(tmp_path: Path) -> None:
 
     out = text_extract.run(_cfg(tmp_path))
     rates = {row[0]: row[3] for row in out.tables[0].rows}
-    assert set(rates) == {"pipeline", "pad_to_max", "unsorted", "forward_only"}
+    assert set(rates) == {"pipeline onnxruntime", "pipeline torch", "pad_to_max", "unsorted",
+                          "forward_only"}
     assert all(v > 0 for v in rates.values())
+    ratios = {r.what: r for r in out.ratios}
+    assert ratios["minilm embeddings onnxruntime vs torch (min cosine)"].ok is True
 
 
 @pytest.mark.slow
@@ -88,9 +92,17 @@ def test_image_benchmark(tmp_path: Path) -> None:
     from benchmarks import image_extract
 
     out = image_extract.run(_cfg(tmp_path))
-    assert len(out.tables[0].rows) == 4  # 2 encoders x 2 layouts
-    assert {r.what.split(" ")[0] for r in out.ratios} == {"efficientnet_lite0", "resnet50"}
+    assert len(out.tables[0].rows) == 4  # 2 encoders x 2 backends
+    assert [r[1] for r in out.tables[0].rows] == ["pretrained", "pretrained",
+                                                  "random (timing only)", "random (timing only)"]
+    ratios = {r.what: r for r in out.ratios}
+    for name in ("efficientnet_lite0", "resnet50"):
+        assert ratios[f"{name} embeddings onnxruntime vs torch (min cosine)"].ok is True
+        assert ratios[f"{name} onnxruntime pipeline / FLOP limit"].value > 0
+    assert ratios["large JPEG decode+preprocess per core: draft / full"].value > 1
     assert out.costs["decode_img_s_core.256"] > out.costs["decode_img_s_core.2048"]
+    assert {t.name for t in out.tables} == {"image_extract", "image_limits",
+                                            "image_where_time_goes", "large_jpeg"}
 
 
 def test_store_verify_reports_seconds_per_gb(tmp_path: Path) -> None:
