@@ -235,11 +235,15 @@ def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
 def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int = -1,
                           dry_run: bool = False) -> BenchmarkResult:
     """:func:`run_benchmark` with its tasks on a Dask cluster (``n_jobs=-1``: every worker
-    thread of the cluster); ``scheduler`` is an address or a ``distributed.Client``."""
-    from classify.distributed import joblib_backend
+    thread of the cluster); ``scheduler`` is an address or a ``distributed.Client``.
 
-    with joblib_backend(scheduler):
-        return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run)
+    The scheduler is passed on, so the feature matrix, labels and groups are pre-scattered
+    once. Without that, joblib's Dask backend scatters them lazily and tracks them in its
+    per-call ``_WeakKeyDictionary``, whose weakref finaliser (``on_destroy``:
+    ``del self._data[key]``) raises KeyError when the array is freed after the call cleared
+    that mapping; that "Exception ignored" made a CI run fail (issue 11, observation 13).
+    """
+    return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
 
 
 def load_benchmark(experiment: Experiment) -> BenchmarkResult:

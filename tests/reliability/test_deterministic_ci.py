@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline.datasets import Manifest, save_manifest
 
+from pipeline.manifest import Manifest, save_manifest
 from pipeline.store import StoreWriter, store_path
 
 N = 600
@@ -57,12 +57,13 @@ def _project(root: Path) -> dict:
             "n_jobs": 1}
 
 
+@pytest.mark.slow  # starts a Dask LocalCluster
 def test_dask_grid_arms_no_joblib_weakref_finaliser(tmp_path: Path, monkeypatch):
     pytest.importorskip("distributed")
     import joblib._dask
     from distributed import Client, LocalCluster
 
-    from classify.distributed import run_benchmark_on_dask
+    from classify.benchmark import run_benchmark_on_dask
     from classify.experiment import experiment_from_dict
 
     lazily_scattered = []
