@@ -33,6 +33,7 @@ from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from pipeline.store import FeatureStore
 from tests.reliability._cli import (
     ROOT,
+    call,
     cmd,
     env,
     experiment,
@@ -52,11 +53,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     art = tmp_path_factory.mktemp("osfaults")
     write_csv_manifest(art / "src.csv", text_rows(N))
     build_manifest("csv", path=art / "src.csv", name="rel", artifacts_root=art)
-    proc = run("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
-               "--no-progress", "--artifacts", art)
-    assert proc.returncode == EXIT_OK, out(proc)
-    proc = run("classify", "--config", _exp(art), "--artifacts", art)
-    assert proc.returncode == EXIT_OK, out(proc)
+    assert call("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
+                "--no-progress", "--artifacts", art) == EXIT_OK
+    assert call("classify", "--config", _exp(art), "--artifacts", art) == EXIT_OK
     return art
 
 
@@ -92,6 +91,7 @@ def _snapshot(art: Path) -> dict[str, bytes]:
             for p in sorted(art.rglob("*")) if p.is_file() and "logs" not in p.parts}
 
 
+@pytest.mark.slow  # several CLI processes
 def test_read_only_artifacts_every_verb(art: Path):
     before = _snapshot(art)
     _exp(art, classifiers=("logistic", "knn"))  # classify has one new cell to write
@@ -138,6 +138,7 @@ def test_read_only_results_after_a_cell_was_computed(art: Path):
     assert sorted((art / "results" / "rel" / "cells").iterdir()) == cells
 
 
+@pytest.mark.slow  # several CLI processes
 def test_read_only_features_folder_lock_file(art: Path):
     make_read_only(art / "features")
     proc = run_unprivileged("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder",
@@ -160,9 +161,8 @@ def test_log_folder_below_a_file_falls_back_to_the_console(tmp_path: Path, capsy
 
 def _identity_of_complete_run(tmp_path: Path, manifest: Path) -> str:
     ref = tmp_path / "ref"
-    proc = run("extract", "--manifest", manifest, "--encoder", "tfidf_svd", "--no-progress",
-               "--artifacts", ref)
-    assert proc.returncode == EXIT_OK, out(proc)
+    assert call("extract", "--manifest", manifest, "--encoder", "tfidf_svd", "--no-progress",
+                "--artifacts", ref) == EXIT_OK
     return FeatureStore(ref / "features" / "rel" / "tfidf_svd.h5").identity
 
 
@@ -233,6 +233,7 @@ def _parts_kept_and_rerun_completes(art: Path, args: tuple) -> None:
     assert len(FeatureStore(store)) == 240
 
 
+@pytest.mark.slow  # several CLI processes
 def test_file_size_limit_is_refused_before_the_merge_starts(big):
     """A real limit (RLIMIT_FSIZE): the parts are written, the merge would not fit."""
     art, args = big
@@ -242,6 +243,7 @@ def test_file_size_limit_is_refused_before_the_merge_starts(big):
     _parts_kept_and_rerun_completes(art, args)
 
 
+@pytest.mark.slow  # several CLI processes
 def test_a_write_hdf5_cannot_finish_still_exits_2_without_a_crash(big):
     """Without the check above HDF5 itself hits the limit (EFBIG) mid-merge; h5py cannot close
     such a file and used to crash the process (SIGSEGV) after the error message."""

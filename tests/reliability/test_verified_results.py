@@ -15,7 +15,7 @@ import pytest
 from pipeline.build import build_manifest
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from tests.reliability._cli import experiment, out, run, text_rows, write_csv_manifest
+from tests.reliability._cli import call, experiment, text_rows, write_csv_manifest
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     art = tmp_path_factory.mktemp("results")
     build_manifest("csv", path=write_csv_manifest(art / "src.csv", text_rows(36)), name="rel",
                    artifacts_root=art)
-    proc = run("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
-               "--no-progress", "--artifacts", art)
-    assert proc.returncode == EXIT_OK, out(proc)
-    proc = run("classify", "--config", _exp(art), "--artifacts", art)
-    assert proc.returncode == EXIT_OK, out(proc)
+    assert call("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
+                "--no-progress", "--artifacts", art) == EXIT_OK
+    assert call("classify", "--config", _exp(art), "--artifacts", art) == EXIT_OK
     return art
 
 
