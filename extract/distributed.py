@@ -243,13 +243,15 @@ def merge_shards(
 
 def _merged_inference(stores: Sequence[FeatureStore], target: FeatureStore | None
                       ) -> dict[str, Any] | None:
-    """The ``inference`` provenance of a merge whose parts used different backends (None when
-    they agree). Mixing is allowed only when no part's check against torch failed."""
-    parts = [*stores, *([target] if target is not None and len(target) else [])]
+    """The ``inference`` provenance of a merge, from the parts that hold rows (a shard that
+    embedded nothing says nothing about how rows were made); None when no part has rows.
+    Parts made with different backends are merged only when no part's check against torch
+    failed, and the record lists them as ``mixed_backends``."""
+    parts = [s for s in stores if len(s)] + ([target] if target is not None and len(target) else [])
     records = [dict(s.provenance.get("inference") or {}) for s in parts]
     backends = sorted({r.get("backend", "torch") for r in records})
     if len(backends) <= 1:
-        return None
+        return records[0] if records else None
     failed = [str(s.path) for s, r in zip(parts, records, strict=True)
               if (r.get("check") or {}).get("passed") is False]
     if failed:

@@ -26,9 +26,9 @@ class ExtractOptions:
     :func:`extract.runner.run_extract` and :func:`extract.distributed.run_extract_distributed`,
     so an option cannot reach one path and be dropped on the other.
 
-    ``num_workers=None``: min(4, CPUs) DataLoader decode workers (0 inside a daemonic
-    process such as a Dask worker, which cannot start children). ``progress=None``: a bar
-    only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
+    ``num_workers=None``: DataLoader decode workers = half the cores (1-4) when the model runs
+    on the CPU, min(4, CPUs) on a GPU, 0 inside a daemonic process such as a Dask worker.
+    ``progress=None``: a bar only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
     ``limit`` embeds only the first ``limit`` manifest rows. ``equalize`` applies histogram
     equalisation (its own store key, ``<name>+eq``). ``rebuild`` moves an existing store
     (e.g. a damaged one) to quarantine and embeds all rows.
@@ -37,6 +37,9 @@ class ExtractOptions:
     ``onnxruntime`` (see :mod:`extract.backends`). ``threads``: the cores given to the run
     (ONNX Runtime intra-op threads, and torch's when set; None = every core this process
     may use). ``onnx_cache``: folder of exported graphs (None = ``<features_root>/../cache/onnx``).
+    ``jpeg_draft``: JPEGs at least 2 x ``jpeg_draft`` x the input size on their short side
+    are decoded at reduced size (libjpeg DCT scaling) keeping the short side >= ``jpeg_draft``
+    x the input size; 0 decodes every JPEG at full size (see :mod:`extract.preprocess`).
     """
 
     batch_size: int = 32
@@ -55,6 +58,7 @@ class ExtractOptions:
     progress: bool | None = None
     channels_last: bool = True
     onnx_cache: Path | None = None
+    jpeg_draft: int = 4
     rebuild: bool = False
 
     def __post_init__(self) -> None:
@@ -71,6 +75,8 @@ class ExtractOptions:
             raise ConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.threads is not None and int(self.threads) < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if int(self.jpeg_draft) < 0:
+            raise ConfigError(f"jpeg_draft must be >= 0 (0 = full decode), got {self.jpeg_draft}")
         if float(self.lock_timeout) < 0:
             raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
         if self.text_mode not in TEXT_MODES:

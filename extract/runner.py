@@ -156,6 +156,7 @@ def _choose_backend(
         if store is not None and len(store):
             done = set(store.ids.tolist())
             stored = dict(store.provenance.get("inference") or {})
+            job.check_resume(store.provenance, [sid for sid in ids if sid not in done])
     preview, _ = job.items([sid for sid in ids if sid not in done][: 8 * N_CHECK_INPUTS])
     return select_backend(
         job,

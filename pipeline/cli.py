@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-mode", default="both", choices=["both", "findings", "impression"])
     p.add_argument("--mask-labels", action="store_true", help="mask the label's own terms in the text")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: min(4, cpus))")
+    p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: half the cores on CPU, min(4, cpus) on GPU)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
                    help="inference backend (default auto: ONNX Runtime on CPU, checked against torch; torch on GPUs)")
@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU cores for inference (default: all cores this process may use)")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--equalize", action="store_true", help="histogram-equalise images (its own store key, <name>+eq)")
+    p.add_argument("--jpeg-draft", type=int, default=4,
+                   help="decode large JPEGs at reduced size keeping the short side >= N x the input size (default 4; 0 = full decode)")
     p.add_argument("--allow-download", action="store_true",
                    help="let torchvision/Hugging Face download missing weights (never with HF_HUB_OFFLINE=1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from pipeline.helpers import atomic_write
 logger = logging.getLogger(__name__)
 
 OPSET = 17
+_EXPORT_LOCK = threading.Lock()
 
 
 class ExportError(RuntimeError):
@@ -106,11 +108,28 @@ def export_cached(
 
     Raises :class:`ExportError` when the export itself fails (any tracing/symbolic error).
     """
-    from extract.encoders.weights import file_sha256
+    from filelock import FileLock
 
     key = cache_key(identity, opset)
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{_slug(name)}-{key}.onnx"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # One export at a time: tracing is not thread-safe, and a second process waits for the
+    # first one's file instead of exporting it again.
+    with _EXPORT_LOCK, FileLock(str(path) + ".lock"):
+        return _cached_or_export(name, identity, spec_factory, path, key, opset)
+
+
+def _cached_or_export(
+    name: str,
+    identity: dict[str, Any],
+    spec_factory: Callable[[], contextlib.AbstractContextManager[ExportSpec]],
+    path: Path,
+    key: str,
+    opset: int,
+) -> ExportedModel:
+    from extract.encoders.weights import file_sha256
+
     sidecar = path.with_suffix(".json")
     if path.is_file() and sidecar.is_file():
         try:

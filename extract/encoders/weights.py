@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,18 @@ def state_dict_sha256(module: Any) -> str:
     return digest.hexdigest()
 
 
+_SEEDED_INIT = threading.Lock()
+
+
 def seeded_init(factory: Callable[[], Any]) -> Any:
-    """Build a module with a fixed seed, without disturbing the global RNG state."""
+    """Build a module with a fixed seed, without disturbing the global RNG state.
+
+    torch's RNG is process-wide: two threads (e.g. two shard tasks of a threaded Dask
+    worker) seeding and drawing at once would interleave, so builds hold a lock.
+    """
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    with _SEEDED_INIT, torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         return factory()
 

@@ -128,6 +128,9 @@ def test_distributed_extraction_equals_local(tiny_encoders, image_manifest, tmp_
     assert sorted(a.ids) == sorted(b.ids) == [f"s{i}" for i in range(6)]
     assert set(a.failed) == set(b.failed) == {"trunc", "text", "gone"}
     assert a.provenance["weights_sha256"] == b.provenance["weights_sha256"]
+    # shards in threads of one worker: seeded builds and ONNX exports do not interleave
+    assert b.provenance["inference"]["backend"] == "onnxruntime"
+    assert "mixed_backends" not in b.provenance["inference"]
     ids = sorted(a.ids)
     for layer in (None, *a.layers):
         np.testing.assert_allclose(b.read(ids, layer=layer), a.read(ids, layer=layer),

@@ -28,6 +28,7 @@ CLI_VALUES = {
     "--threads": ("1", "threads", 1),
     "--limit": ("5", "limit", 5),
     "--equalize": (None, "equalize", True),
+    "--jpeg-draft": ("0", "jpeg_draft", 0),
     "--allow-download": (None, "allow_download", True),
     "--no-progress": (None, "progress", False),
     "--lock-timeout": ("12.5", "lock_timeout", 12.5),

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from extract.preprocess import ImageDataset, PreprocessConfig, collate_images, load_image, to_gray8
+from pipeline.store import FeatureStore
 
 from .conftest import make_cxr_like
 
@@ -166,3 +167,22 @@ def test_large_jpeg_is_decoded_at_reduced_size_and_png_is_not(tmp_path: Path, mo
     assert "jpeg_draft" not in cfg.to_dict() and cfg.decode_dict()["jpeg_draft"] == 4
     with pytest.raises(ValueError):
         PreprocessConfig(jpeg_draft=-1)
+
+
+def test_resuming_a_jpeg_store_with_another_decode_setting_is_refused(tiny_encoders, tmp_path):
+    from extract.runner import run_extract
+    from pipeline.errors import ConfigError
+
+    from .conftest import make_manifest
+
+    for i in range(3):
+        Image.fromarray(make_cxr_like(i, (700, 600))).save(tmp_path / f"f{i}.jpg", quality=95)
+    rows = [{"sample_id": f"f{i}", "image_path": f"f{i}.jpg"} for i in range(3)]
+    manifest = make_manifest("films", rows, tmp_path)
+    opts = dict(num_workers=0, backend="torch", onnx_cache=tmp_path / "onnx")
+    first = run_extract(manifest, "tiny_plain", tmp_path / "f", limit=1, jpeg_draft=0, **opts)
+    assert FeatureStore(first.store).provenance["decode"]["jpeg_draft"] == 0
+    with pytest.raises(ConfigError, match="--jpeg-draft 0"):
+        run_extract(manifest, "tiny_plain", tmp_path / "f", **opts)  # default 4: refused
+    again = run_extract(manifest, "tiny_plain", tmp_path / "f", jpeg_draft=0, **opts)
+    assert again.n_embedded == 2
