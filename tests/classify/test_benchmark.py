@@ -81,6 +81,7 @@ def test_patients_never_straddle_train_and_test(toy_project):
     assert (plan["r0"] != plan["r1"]).any()  # repeats reshuffle
 
 
+@pytest.mark.slow
 def test_scores_identical_for_n_jobs_1_and_2(toy_project, tmp_path):
     base = toy_project["config"](feature_sets={"fused": ["img", "txt"]},
                                  fusions=["concat", "attention"],
