@@ -105,3 +105,22 @@ def test_groups_are_cells_that_differ_only_in_the_classifier() -> None:
     with pytest.raises(ValueError, match="different pipeline prefixes"):
         run_split_group(a + c, np.arange(16), FUSED[3], np.zeros((4, 16)), np.zeros(4),
                         np.arange(2), np.arange(2, 4), n_classes=2, positive=1, seed=0)
+
+
+def test_group_tasks_give_the_same_cells_for_n_jobs_1_and_2(toy_project, tmp_path):
+    """The (prefix group, split) tasks are independent: 2 worker processes give the scores of
+    one (light version without torch in the workers; the attention one is marked slow)."""
+    import pandas as pd
+
+    from classify.benchmark import run_benchmark
+    from classify.experiment import experiment_from_dict
+
+    base = toy_project["config"](classifiers=["logistic", "knn", "voting_soft"],
+                                 cv={"folds": 3, "repeats": 1, "seed": 0})
+    runs = [run_benchmark(experiment_from_dict({**base, "results_root": str(tmp_path / str(j))}),
+                          n_jobs=j) for j in (1, 2)]
+    assert [c.key for c in runs[0].cells] == [c.key for c in runs[1].cells]
+    assert len(runs[0].cells) == 9
+    for a, b in zip(*(r.cells for r in runs), strict=True):
+        pd.testing.assert_frame_equal(a.scores, b.scores)
+        pd.testing.assert_frame_equal(a.oof, b.oof)
