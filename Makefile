@@ -108,10 +108,10 @@ test-fast: setup ## run the tests not marked slow
 lint: setup ## ruff
 	$(VENV)/bin/ruff check pipeline extract classify benchmarks tests
 
-bench: setup ## speed/memory benchmarks as ratios measured in one run (artifacts/bench/), < 15 min
+bench: setup ## speed/memory benchmarks + the full classify grid, measured in one run (artifacts/bench/)
 	$(PY) -m benchmarks
 
-bench-quick: setup ## a ~3 minute smoke run of the benchmarks
+bench-quick: setup ## a ~5 minute smoke run of the benchmarks
 	$(PY) -m benchmarks --quick
 
 clean: ## delete generated artifacts (keeps .venv)

@@ -2,7 +2,9 @@
 
 Runs the benchmarks in one process (ratios are measured against baselines in the same
 run), writes each table as CSV + Markdown under ``--out``, a combined ``summary.md``,
-and prints the ratio table. Full run < 15 min on 2 CPU cores; ``--quick`` ~2-3 min.
+and prints the ratio table. On 2 CPU cores: the extraction, memory and reduced classify
+benchmarks < 15 min, plus ``grid``, the full classify grid (its own target: < 15 min);
+``--quick`` ~5 min (the grid on 1/5 of the rows, 3 splits). ``--only grid`` runs it alone.
 Exit code 0 even when a target is missed (the table says which); 1 on a crash.
 """
 
