@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("extract", help="embed images/reports of a manifest into HDF5 stores")
     p.add_argument("--manifest", type=Path, required=True, help="artifacts/manifests/<dataset>.csv")
     p.add_argument("--encoder", action="append", required=True, help="encoder name (repeatable); see `pipeline list`")
-    p.add_argument("--text-mode", default="both", choices=["both", "findings", "impression"])
+    p.add_argument("--text-mode", default="both", choices=["both", "findings", "impression", "indication"],
+                   help="report text (both/findings/impression) or the pre-read clinical indication "
+                        "(store key <encoder>@indication)")
     p.add_argument("--mask-labels", action="store_true", help="mask the label's own terms in the text")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: min(4, cpus))")
@@ -303,7 +305,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         avail = availability(entry.name)
         state = "offline" if avail.available else f"missing - {avail.detail}"
         print(f"  {entry.name:<22} dim {entry.meta.get('dim')!s:>5}  trained on {','.join(entry.meta.get('trained_on', []))}  [{state}]")
-    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both][+masked]):")
+    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both|indication][+masked]):")
     for entry in TEXT_ENCODERS:
         state = "offline" if entry.meta.get("offline") else "needs the model in the Hugging Face cache or a local folder"
         print(f"  {entry.name:<22} dim {entry.meta.get('dim') or '-'!s:>5}  [{state}]")

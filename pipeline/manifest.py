@@ -41,7 +41,12 @@ MANIFEST_COLUMNS = (
     "view",
 )
 FRONTAL_VIEWS = frozenset({"PA", "AP"})
-TEXT_MODES = ("both", "findings", "impression")
+TEXT_MODES = ("both", "findings", "impression", "indication")
+#: Text written before the read (the exam's clinical question): not derived from the report's
+#: findings, so it cannot leak a report-derived label the way findings/impression text can.
+PRE_READ_TEXT_MODES = ("indication",)
+_TEXT_COLUMN = {"both": "report_text", "findings": "findings", "impression": "impression",
+                "indication": "indication"}
 
 
 @dataclass(frozen=True)
@@ -109,12 +114,16 @@ class Manifest:
         return [self.image_file(sid) for sid in self.frame["sample_id"]]
 
     def text(self, mode: str = "both") -> pd.Series:
-        """Report text per sample id: ``'both'`` (report_text), ``'findings'`` or ``'impression'``."""
-        column = {"both": "report_text", "findings": "findings", "impression": "impression"}.get(
-            mode
-        )
+        """Text per sample id: ``'both'`` (report_text), ``'findings'``, ``'impression'``, or the
+        pre-read ``'indication'`` (ManifestError when the manifest predates that column)."""
+        column = _TEXT_COLUMN.get(mode)
         if column is None:
             raise ConfigError(f"text mode {mode!r} is invalid; use one of {', '.join(TEXT_MODES)}.")
+        if column not in self.frame.columns:
+            raise ManifestError(
+                f"manifest {self.name!r} has no {column!r} column (it was built before the "
+                f"clinical context was parsed); rebuild it with `pipeline data`."
+            )
         return pd.Series(self.frame[column].to_numpy(), index=self.frame["sample_id"], name=column)
 
     @property
