@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from classify.evaluate import METRICS, score_fold
-from classify.features import FeatureSet, blocks_spec
+from classify.features import FeatureSet, blocks_spec, tables_spec
 from classify.leakage import ceiling_warning
 from classify.pipeline_factory import build_pipeline
 from classify.results import AblationResult, BenchmarkResult, CellResult, CellSpec, ShuffleResult
@@ -29,7 +29,7 @@ from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("image-only", "text-only", "concat", "weighted_sum", "attention")
+VARIANTS = ("image-only", "text-only", "tabular-only", "concat", "weighted_sum", "attention")
 
 
 def _base_variant(spec: CellSpec) -> str:
@@ -106,7 +106,7 @@ def ablation_table(
 def _shuffle_split(spec: CellSpec, cols: np.ndarray, blocks: tuple, X: np.ndarray, y: np.ndarray,
                    train: np.ndarray, test: np.ndarray, *, n_classes: int, positive: int | None,
                    metric: str, n_permutations: int, seed: int, rng_key: tuple[int, ...],
-                   threads: int) -> list[dict[str, Any]]:
+                   threads: int, tables: Any = None) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
     def score(Xte: np.ndarray) -> float:
@@ -117,7 +117,7 @@ def _shuffle_split(spec: CellSpec, cols: np.ndarray, blocks: tuple, X: np.ndarra
     out = []
     with threadpool_limits(limits=threads):
         Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed)
+        pipe = build_pipeline(spec, blocks, random_state=seed, tables=tables)
         pipe.fit(Xc[train], y[train])
         Xte = Xc[test]
         base = score(Xte)
@@ -153,14 +153,15 @@ def shuffle_test(
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     cols, blocks = fs.columns(spec.stores)
-    bspec = blocks_spec(blocks)
+    bspec, tspec = blocks_spec(blocks), tables_spec(blocks)
     splits = [(r, f) for r in range(min(repeats, plan.info.n_repeats))
               for f in range(plan.info.n_folds)]
     outs = Parallel(n_jobs=n_jobs)(
         delayed(_shuffle_split)(spec, cols, bspec, fs.X, fs.y, *plan.indices(r, f),
                                 n_classes=len(fs.classes), positive=fs.positive_index,
                                 metric=metric, n_permutations=n_permutations, seed=seed,
-                                rng_key=(seed, r, f), threads=threads_per_task)
+                                rng_key=(seed, r, f), threads=threads_per_task,
+                                tables=tspec)
         for r, f in splits
     )
     rows = [dict(repeat=r, fold=f, **row) for (r, f), out in zip(splits, outs, strict=True)

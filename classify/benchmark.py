@@ -28,7 +28,7 @@ import pandas as pd
 
 from classify.evaluate import score_fold
 from classify.experiment import Experiment, default_feature_sets
-from classify.features import FeatureSet, blocks_spec, build_feature_set
+from classify.features import FeatureSet, blocks_spec, build_feature_set, tables_spec
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
 from classify.pipeline_factory import build_pipeline, spec_notes
@@ -201,13 +201,15 @@ def run_split(
     positive: int | None,
     seed: int,
     threads: int = 1,
+    tables: Any = None,
 ) -> dict[str, Any]:
-    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task)."""
+    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task).
+    ``tables``: schema of the tabular blocks (:func:`classify.features.tables_spec`)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):
         Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed)
+        pipe = build_pipeline(spec, blocks, random_state=seed, tables=tables)
         t0 = time.perf_counter()
         pipe.fit(Xc[train], y[train])
         t1 = time.perf_counter()
@@ -409,7 +411,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     layouts = {}
     for p in todo:
         cols, blocks = fs.columns(p.spec.stores)
-        layouts[p.key] = (cols, blocks_spec(blocks))
+        layouts[p.key] = (cols, blocks_spec(blocks), tables_spec(blocks))
     tasks = [(p, r, f) for p in todo for r, f in splits]
     positive = fs.positive_index
     with contextlib.ExitStack() as stack:
@@ -421,7 +423,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
             delayed(run_split)(
                 p.spec, layouts[p.key][0], layouts[p.key][1], fs.X, fs.y, *plan.indices(r, f),
                 n_classes=len(fs.classes), positive=positive, seed=exp.cv.seed,
-                threads=exp.threads_per_task,
+                threads=exp.threads_per_task, tables=layouts[p.key][2],
             )
             for p, r, f in tasks
         )
