@@ -106,6 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="move the existing store (e.g. a damaged one) to quarantine/ and embed every row again")
     _add_common(p)
 
+    p = verbs.add_parser("import", help="turn a matrix/table computed elsewhere (NPY/NPZ/Parquet/CSV) into a store")
+    p.add_argument("path", type=Path, help=".npy (+ --ids), .npz, .parquet or .csv with a sample_id column")
+    p.add_argument("--manifest", type=Path, required=True, help="the manifest whose samples the rows are")
+    p.add_argument("--key", required=True, help="store key (the name used in experiments' `stores`)")
+    p.add_argument("--kind", default="embedding", choices=["embedding", "tabular"],
+                   help="embedding: finite vectors; tabular: numeric/categorical columns, empty = missing")
+    p.add_argument("--ids", type=Path, help="for .npy/.npz: sample ids, one per line (or a .npy of strings)")
+    p.add_argument("--modality", help="modality recorded in the store (default: image for embeddings, tabular for tables)")
+    p.add_argument("--model", help="what computed the vectors (recorded; must match on later imports to the same key)")
+    p.add_argument("--note", default="", help="free text recorded with this import")
+    p.add_argument("--id-column", default="sample_id", help="id column of a CSV/Parquet file")
+    p.add_argument("--numeric", action="append", default=[], help="tabular: force a column numeric (repeatable)")
+    p.add_argument("--categorical", action="append", default=[], help="tabular: force a column categorical (repeatable)")
+    p.add_argument("--rebuild", action="store_true", help="move the existing store to quarantine/ and import anew")
+    _add_common(p)
+
+    p = verbs.add_parser("tabular", help="write a structured block derived from manifest columns (e.g. openi_context)")
+    p.add_argument("--manifest", type=Path, required=True, help="artifacts/manifests/<dataset>.csv")
+    p.add_argument("--from-manifest", required=True, dest="builder",
+                   help="context table to derive: openi_context (sex, prior exam, indication keyword flags)")
+    p.add_argument("--key", help="store key (default: the table name)")
+    p.add_argument("--rebuild", action="store_true", help="move the existing store to quarantine/ and write anew")
+    _add_common(p)
+
     p = verbs.add_parser("classify", help="run the benchmark grid of an experiment file")
     p.add_argument("--config", type=Path, required=True, help="experiment TOML, e.g. experiments/demo.toml")
     p.add_argument("--n-jobs", type=_n_jobs, default=None,
@@ -231,6 +255,37 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from pipeline.importer import ImportRequest, run_import
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    req = ImportRequest(path=args.path, key=args.key, kind=args.kind, ids_path=args.ids,
+                        modality=args.modality, model=args.model, note=args.note,
+                        id_column=args.id_column, numeric=tuple(args.numeric),
+                        categorical=tuple(args.categorical), rebuild=args.rebuild)
+    s = run_import(req, manifest, args.artifacts / "features")
+    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
+    return EXIT_OK
+
+
+def _cmd_tabular(args: argparse.Namespace) -> int:
+    from pipeline.context import write_context_store
+    from pipeline.manifest import load_manifest
+    from pipeline.store import FeatureStore
+
+    manifest = load_manifest(args.manifest)
+    s = write_context_store(manifest, args.builder, args.artifacts / "features", key=args.key,
+                            rebuild=args.rebuild)
+    store = FeatureStore(s.path)
+    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
+    missing = store.provenance.get("missing_per_column", {})
+    for col in store.schema.columns:
+        cats = f" {list(col.categories)}" if col.categories else ""
+        print(f"  {col.name:<20} {col.type:<11} missing {missing.get(col.name, 0):>5}{cats}")
+    return EXIT_OK
+
+
 def _cmd_classify(args: argparse.Namespace) -> int:
     from classify.ablation import ablation_table
     from classify.benchmark import run_benchmark
@@ -322,8 +377,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
             continue
         prov = store.provenance
+        kind = "" if store.kind == "embedding" else f"  {store.kind}"
         print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
-              f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}")
+              f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}{kind}")
     return EXIT_OK
 
 
@@ -350,6 +406,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 _VERBS = {
     "data": _cmd_data,
     "extract": _cmd_extract,
+    "import": _cmd_import,
+    "tabular": _cmd_tabular,
     "classify": _cmd_classify,
     "report": _cmd_report,
     "compare": _cmd_compare,
