@@ -5,6 +5,8 @@
   per classifier, plus mean attention weights per store. Several feature sets of one
   column (``text``, ``text_findings``, ``text_masked``) get one column each:
   ``text-only (text_masked)`` (see :func:`variant_of`).
+* :func:`ablation_table` also pairs every full-fusion cell with its cells on subsets of its
+  blocks (:func:`classify.subsets.subset_ablation`, corrected paired tests).
 * :func:`shuffle_test` refits a fused cell on each evaluated split, then permutes one
   store's block across the rows of the *test* fold and rescores: the score drop says
   how much the fitted model relies on that modality.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +28,7 @@ from classify.leakage import ceiling_warning
 from classify.pipeline_factory import build_pipeline
 from classify.results import AblationResult, BenchmarkResult, CellResult, CellSpec, ShuffleResult
 from classify.splits import SplitPlan
+from classify.subsets import subset_ablation
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -99,8 +103,9 @@ def ablation_table(
         table = table.assign(_o=table["variant"].map(order)).sort_values(
             ["classifier", "sampler", "_o", "cell", "metric"], kind="stable").drop(columns="_o")
     att = pd.DataFrame(att_rows, columns=["classifier", "cell", "store", "modality", "weight"])
+    subsets = subset_ablation(dataclasses.replace(result, cells=tuple(shown)), metrics).table
     return AblationResult(metrics=tuple(metrics), table=table.reset_index(drop=True),
-                          attention_weights=att, warnings=tuple(warnings))
+                          attention_weights=att, warnings=tuple(warnings), subsets=subsets)
 
 
 def _shuffle_split(spec: CellSpec, cols: np.ndarray, blocks: tuple, X: np.ndarray, y: np.ndarray,

@@ -17,6 +17,7 @@ import pandas as pd
 
 from classify.ablation import ablation_table
 from classify.evaluate import HEADLINE, METRICS, higher_is_better
+from classify.imbalance import PrevalenceSweep
 from classify.leakage import LeakageSummary, leakage_summary
 from classify.results import (
     AblationResult,
@@ -34,6 +35,7 @@ from classify.summary import (
     summarise_benchmark,
 )
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.labels.audit import TermAudit
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Analysis:
         label_source: where the labels come from (a provenance value wins over the run's).
         resampling: mean training-fold class counts before/after the sampler per cell.
         best_by_feature_set: label of the best cell of each feature set on ``primary``.
+        prevalence, indication_audit: set by :func:`classify.report_inputs.add_context`.
     """
 
     benchmark: BenchmarkResult
@@ -77,6 +80,10 @@ class Analysis:
     label_source: str = ""
     resampling: pd.DataFrame = field(default_factory=pd.DataFrame, hash=False)
     best_by_feature_set: tuple[str, ...] = ()
+    #: the experiment's prevalence sweep (:mod:`classify.imbalance`), None without one
+    prevalence: PrevalenceSweep | None = None
+    #: label-term audit of the manifest's indications when a pre-read text store is used
+    indication_audit: TermAudit | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",

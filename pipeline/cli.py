@@ -300,7 +300,17 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if not result.dry_run and result.cells:
         for comparison in compare_within_feature_sets(result, args.metric):
             print("\n" + comparison_table(comparison))
-        print("\n" + render_ablation(ablation_table(result), args.metric))
+        ablation = ablation_table(result)
+        print("\n" + render_ablation(ablation, args.metric))
+        if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
+            from classify.subsets import render_subset_ablation
+
+            print("\n" + render_subset_ablation(ablation.subsets, args.metric,
+                                                 result.split.test_train_ratio))
+    if experiment.imbalance is not None and not args.dry_run:
+        from classify.imbalance import render_sweep, run_prevalence_sweep
+
+        print("\n" + render_sweep(run_prevalence_sweep(experiment, n_jobs=args.n_jobs)))
     return EXIT_OK
 
 
@@ -328,6 +338,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "command": " ".join(sys.argv),
     }
     analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"])
+    from classify.report_inputs import add_context
+
+    analysis = add_context(analysis, experiment)  # the stored prevalence sweep, indication audit
     paths = write_report(
         analysis,
         args.artifacts / "reports",
