@@ -28,7 +28,7 @@ from classify.leakage import ceiling_warning
 from classify.pipeline_factory import build_pipeline
 from classify.results import AblationResult, BenchmarkResult, CellResult, CellSpec, ShuffleResult
 from classify.splits import SplitPlan
-from classify.subsets import subset_ablation
+from classify.subsets import is_subset_feature_set, subset_ablation
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,12 @@ def ablation_table(
         if m not in METRICS:
             raise ConfigError(f"unknown metric {m!r}; valid: {', '.join(METRICS)}")
     rows, att_rows, warnings = [], [], []
-    specs = [c.spec for c in result.cells]
-    for c in result.cells:
+    # cells of block-subset feature sets ('fused[a+b]') have their own table (subsets)
+    names = {c.spec.feature_set for c in result.cells}
+    variant_cells = [c for c in result.cells if not is_subset_feature_set(c.spec.feature_set,
+                                                                          names)]
+    specs = [c.spec for c in variant_cells]
+    for c in variant_cells:
         if classifiers is not None and c.spec.classifier not in classifiers:
             continue
         variant = variant_of(c.spec, specs)

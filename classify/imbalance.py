@@ -5,6 +5,7 @@ Configured by an experiment section::
     [imbalance]
     prevalence = [0.5, 0.2, 0.09, 0.05]   # shares of the positive class
     feature_sets = ["fused"]              # default: every feature set of the experiment
+    fusions = ["concat"]                  # default: the experiment's
     samplers = ["none", "smote", "class_weight"]   # default: the experiment's; "none" is
     classifiers = ["logistic"]                     # always added (the test's reference)
     seed = 0                                       # subsampling seed (default cv.seed)
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 #: Metrics of the sweep's table and figures, in display order (F1 of the positive class).
 PREVALENCE_METRICS = ("pr_auc", "mcc", "f1_binary", "balanced_accuracy", "roc_auc", "brier")
-_KEYS = {"prevalence", "feature_sets", "samplers", "classifiers", "seed"}
+_KEYS = {"prevalence", "feature_sets", "fusions", "samplers", "classifiers", "seed"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class ImbalanceConfig:
     samplers: tuple[str, ...] | None = None
     classifiers: tuple[str, ...] | None = None
     seed: int | None = None
+    fusions: tuple[str, ...] | None = None
 
 
 def parse_imbalance(raw: Any, src: str) -> ImbalanceConfig | None:
@@ -93,12 +95,13 @@ def parse_imbalance(raw: Any, src: str) -> ImbalanceConfig | None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ConfigError(f"{src}: imbalance.seed must be an integer >= 0, got {seed!r}")
     cfg = ImbalanceConfig(values, names("feature_sets"), names("samplers"), names("classifiers"),
-                          seed)
+                          seed, names("fusions"))
+    from classify.fusion import FUSIONS
     from classify.models import CLASSIFIERS
     from classify.samplers import SAMPLERS
     from pipeline.errors import UnknownNameError
 
-    for key, reg in (("samplers", SAMPLERS), ("classifiers", CLASSIFIERS)):
+    for key, reg in (("samplers", SAMPLERS), ("classifiers", CLASSIFIERS), ("fusions", FUSIONS)):
         for i, n in enumerate(getattr(cfg, key) or ()):
             try:
                 reg.get(n)
@@ -183,7 +186,8 @@ def _sweep_experiment(exp: Any, cfg: ImbalanceConfig, fs: Any) -> Any:
         sets = {n: sets[n] for n in cfg.feature_sets}
     samplers = ("none", *[s for s in (cfg.samplers or exp.samplers) if s != "none"])
     return dataclasses.replace(exp, feature_sets=sets, samplers=samplers,
-                               classifiers=cfg.classifiers or exp.classifiers)
+                               classifiers=cfg.classifiers or exp.classifiers,
+                               fusions=cfg.fusions or exp.fusions)
 
 
 def run_prevalence_sweep(exp: Any, *, n_jobs: int | None = None, compute: bool = True

@@ -19,7 +19,7 @@ Two parts:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +49,12 @@ def check_mode(value: object, src: str) -> str | None:
 
 def subset_name(feature_set: str, kept: Sequence[str]) -> str:
     return f"{feature_set}[{'+'.join(kept)}]"
+
+
+def is_subset_feature_set(name: str, feature_sets: Collection[str]) -> bool:
+    """True for a name made by :func:`subset_name` from one of ``feature_sets``."""
+    head, bracket, rest = str(name).partition("[")
+    return bool(bracket) and rest.endswith("]") and head in feature_sets
 
 
 def subset_feature_sets(feature_sets: Mapping[str, tuple[str, ...]], mode: str | None

@@ -367,6 +367,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from pipeline.labels import LABEL_RULES
     from pipeline.sources import DATASET_FORMATS
     from pipeline.store import FeatureStore, store_files
+    from pipeline.store_kinds import kind_summary
 
     print("image encoders (offline = pretrained weights present on this machine):")
     for entry in IMAGE_ENCODERS:
@@ -390,7 +391,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
             continue
         prov = store.provenance
-        kind = "" if store.kind == "embedding" else f"  {store.kind}"
+        kind = "" if store.kind == "embedding" else f"  {kind_summary(prov)}"
         print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
               f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}{kind}")
     return EXIT_OK

@@ -43,6 +43,7 @@ def test_subsets_are_nested_and_hit_the_prevalence() -> None:
     ({"prevalence": [0.2], "sampler": ["smote"]}, r"unknown key imbalance.'sampler'"),
     ({"prevalence": [0.2], "samplers": ["smoth"]}, r"imbalance.samplers\[0\]"),
     ({"prevalence": [0.2], "seed": -1}, "seed"),
+    ({"prevalence": [0.2], "fusions": ["concatt"]}, r"imbalance.fusions\[0\]"),
 ])
 def test_bad_sections_name_the_key(raw, message) -> None:
     with pytest.raises(ConfigError, match=message):

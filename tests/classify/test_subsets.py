@@ -56,7 +56,10 @@ def test_three_block_fusions_and_subset_ablation(three_block_run, tmp_path) -> N
     assert set(att["store"]) == {"img", "txt", "ctx"}
     assert np.allclose(att.groupby(["repeat", "fold"])["weight"].sum(), 1.0)
 
-    subsets = ablation_table(result).subsets
+    abl = ablation_table(result)
+    # subset cells have their own table; the variant table keeps one column per fusion
+    assert set(abl.table["variant"]) == {"concat", "weighted_sum", "attention"}
+    subsets = abl.subsets
     t = subsets[subsets["metric"] == "roc_auc"]
     assert set(t["full_cell"]) == {f"fused/{f}/none/logistic"
                                    for f in ("concat", "weighted_sum", "attention")}

@@ -44,6 +44,8 @@ def plot_prevalence(table: pd.DataFrame, metric: str) -> Figure:
                            zorder=3)
             ax.set_xscale("log")
             ticks = sorted(set(sub["prevalence"]))
+            if metric == "pr_auc":  # a random ranking's PR AUC is the prevalence itself
+                ax.plot(ticks, ticks, ls="--", lw=0.8, color="#888", label="chance (= prevalence)")
             ax.set_xticks(ticks, [f"{p:g}" for p in ticks])
             ax.minorticks_off()
             ax.set_xlabel("prevalence of the positive class")
