@@ -42,9 +42,6 @@ MANIFEST_COLUMNS = (
 )
 FRONTAL_VIEWS = frozenset({"PA", "AP"})
 TEXT_MODES = ("both", "findings", "impression", "indication")
-#: Text written before the read (the exam's clinical question): not derived from the report's
-#: findings, so it cannot leak a report-derived label the way findings/impression text can.
-PRE_READ_TEXT_MODES = ("indication",)
 _TEXT_COLUMN = {"both": "report_text", "findings": "findings", "impression": "impression",
                 "indication": "indication"}
 
