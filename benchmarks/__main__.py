@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("image", "text", "classify", "memory", "scale")
+BENCHES = ("image", "text", "classify", "grid", "memory", "verify", "scale")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from benchmarks import classify_grid, image_extract, memory, scale_model, text_extract
+    from benchmarks import (
+        classify_grid,
+        image_extract,
+        memory,
+        scale_model,
+        store_verify,
+        text_extract,
+    )
     from benchmarks.common import (
         BenchConfig,
         ratio_table,
@@ -71,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "image": lambda: image_extract.run(cfg),
         "text": lambda: text_extract.run(cfg),
         "classify": lambda: classify_grid.run(cfg, with_dask=False if args.no_dask else None),
+        "grid": lambda: classify_grid.run_full(cfg),
         "memory": lambda: memory.run(cfg),
+        "verify": lambda: store_verify.run(cfg),
         "scale": lambda: scale_model.run(cfg, costs, scale_model.assumptions_from(args)),
     }
     for name in BENCHES:

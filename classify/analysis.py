@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 
 from classify.ablation import ablation_table
+from classify.calibration import CalibrationSummary, summarise_calibration
+from classify.equivalence import Equivalence, equivalent_to_best
 from classify.evaluate import HEADLINE, METRICS, higher_is_better
 from classify.imbalance import PrevalenceSweep
 from classify.leakage import LeakageSummary, leakage_summary
+from classify.options import DEFAULT_EQUIVALENCE, EquivalenceConfig
 from classify.results import (
     AblationResult,
     BenchmarkResult,
@@ -34,6 +37,7 @@ from classify.summary import (
     resampling_summary,
     summarise_benchmark,
 )
+from classify.tuning import TuningSummary, summarise_tuning
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.labels.audit import TermAudit
 
@@ -66,6 +70,12 @@ class Analysis:
         label_source: where the labels come from (a provenance value wins over the run's).
         resampling: mean training-fold class counts before/after the sampler per cell.
         best_by_feature_set: label of the best cell of each feature set on ``primary``.
+        equivalence: the best cell over all cells on ``primary`` and the cells practically
+            equivalent to it (None with fewer than 2 cells or splits).
+        calibration: reliability, ECE, decision curve and operating point of the best cell
+            of each feature set (binary tasks only).
+        tuning: tuned cells against their default twins, chosen parameters per outer fold
+            and tuning cost (None without tuned cells).
         prevalence, indication_audit: set by :func:`classify.report_inputs.add_context`.
     """
 
@@ -80,6 +90,9 @@ class Analysis:
     label_source: str = ""
     resampling: pd.DataFrame = field(default_factory=pd.DataFrame, hash=False)
     best_by_feature_set: tuple[str, ...] = ()
+    equivalence: Equivalence | None = None
+    calibration: tuple[CalibrationSummary, ...] = ()
+    tuning: TuningSummary | None = None
     #: the experiment's prevalence sweep (:mod:`classify.imbalance`), None without one
     prevalence: PrevalenceSweep | None = None
     #: label-term audit of the manifest's indications when a pre-read text store is used
@@ -87,7 +100,8 @@ class Analysis:
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
-                        alpha: float = 0.05) -> ReportInputs:
+                        alpha: float = 0.05,
+                        equivalence: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> ReportInputs:
     """Compute the paired comparisons and the modality ablation of ``benchmark``.
 
     One comparison per feature set with at least two cells (classifiers compared on
@@ -104,7 +118,10 @@ def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
     comparisons, notes = [], []
     for cells in candidates:
         try:
-            comparisons.append(compare_cells(cells, metric, test_train_ratio=ratio, alpha=alpha))
+            comparisons.append(compare_cells(
+                cells, metric, test_train_ratio=ratio, alpha=alpha,
+                rope=equivalence.rope_for(metric),
+                decision_probability=equivalence.decision_probability))
         except PipelineError as exc:
             notes.append(f"comparison of {len(cells)} cells skipped: {exc}")
             log.warning("comparison skipped: %s", exc)
@@ -126,6 +143,7 @@ def analyse_benchmark(
     label_source: str | None = None,
     metric: str = "roc_auc",
     alpha: float = 0.05,
+    equivalence: EquivalenceConfig = DEFAULT_EQUIVALENCE,
 ) -> Analysis:
     """Everything the report of ``benchmark`` shows.
 
@@ -136,6 +154,7 @@ def analyse_benchmark(
             computed, otherwise the section is left out.
         shuffles: modality-shuffle results (never computed here).
         label_source: where the labels come from; default the benchmark's.
+        equivalence: ROPE and decision probability of the practical-equivalence test.
     """
     if benchmark.dry_run or not benchmark.cells:
         raise ConfigError(
@@ -144,7 +163,8 @@ def analyse_benchmark(
         )
     notes: tuple[str, ...] = ()
     if comparisons is None:
-        inputs = build_report_inputs(benchmark, metric=metric, alpha=alpha)
+        inputs = build_report_inputs(benchmark, metric=metric, alpha=alpha,
+                                     equivalence=equivalence)
         comparisons = inputs.comparisons
         ablation = inputs.ablation if ablation is None else ablation
         notes = inputs.notes
@@ -163,7 +183,50 @@ def analyse_benchmark(
                                   shuffles=shuffles, label_source=source, notes=notes),
         primary=primary, label_source=source, resampling=resampling_summary(benchmark),
         best_by_feature_set=best_by_feature_set(benchmark.cells, primary),
+        equivalence=best_and_equivalent(benchmark, primary, equivalence),
+        calibration=calibration_of(benchmark, best_by_feature_set(benchmark.cells, primary)),
+        tuning=tuning_of(benchmark, primary, equivalence),
     )
+
+
+def tuning_of(benchmark: BenchmarkResult, metric: str,
+              config: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> TuningSummary | None:
+    """Tuned vs default cells of ``benchmark`` on ``metric`` (None without tuned cells)."""
+    if benchmark.split is None:
+        return None
+    try:
+        return summarise_tuning(benchmark.cells, metric,
+                                test_train_ratio=benchmark.split.test_train_ratio,
+                                rope=config.rope_for(metric),
+                                decision_probability=config.decision_probability)
+    except PipelineError as exc:
+        log.warning("tuned vs default comparison skipped: %s", exc)
+        return None
+
+
+def calibration_of(benchmark: BenchmarkResult, labels: Sequence[str]
+                   ) -> tuple[CalibrationSummary, ...]:
+    """Calibration summaries of the cells ``labels`` (empty unless the task is binary)."""
+    pos = benchmark.data.positive_label
+    if pos is None or len(benchmark.data.classes) != 2:
+        return ()
+    return tuple(summarise_calibration(benchmark.cell(label), pos) for label in labels)
+
+
+def best_and_equivalent(benchmark: BenchmarkResult, metric: str,
+                        config: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> Equivalence | None:
+    """The best cell over all cells and the cells practically equivalent to it, or None
+    (fewer than 2 cells, no split plan, or too few splits with a defined ``metric``)."""
+    if benchmark.split is None or len(benchmark.cells) < 2:
+        return None
+    try:
+        return equivalent_to_best(benchmark.cells, metric,
+                                  test_train_ratio=benchmark.split.test_train_ratio,
+                                  rope=config.rope_for(metric),
+                                  decision_probability=config.decision_probability)
+    except PipelineError as exc:
+        log.warning("practical equivalence skipped: %s", exc)
+        return None
 
 
 def best_by_feature_set(cells: Sequence[CellResult], metric: str) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Run an experiment: every cell x every split of one saved plan, cached by cell key.
 
-Flow of :func:`run_benchmark`:
+Flow of :func:`run_benchmark` (one task = :func:`classify.cell_task.run_split`):
 
 1. open the stores and the manifest (optionally relabelled by a label rule) and
    join them into one :class:`~classify.features.FeatureSet` (all cells use the same
@@ -8,10 +8,13 @@ Flow of :func:`run_benchmark`:
 2. load or create the split plan (:mod:`classify.splits`);
 3. expand the grid into :class:`~classify.results.CellSpec` s and their keys; cells
    whose key is already stored are reused, the rest are computed;
-4. one joblib task per (cell, split): build the cell pipeline, fit on the training
-   rows, predict probabilities for the test rows, score them. Each task is seeded
-   and limited to ``threads_per_task`` BLAS/OpenMP threads, so scores are identical
-   for any ``n_jobs``. A cell is written (atomically) as soon as its splits are done.
+4. one joblib task per (prefix group, split): cells that differ only in the classifier
+   share the fitted fusion -> scaler -> sampler prefix, fitted once per split
+   (:mod:`classify.split_runner`; scores identical to fitting each cell alone); then
+   every classifier of the group is fitted on the training rows and scores the test
+   rows. Each task is seeded and limited to ``threads_per_task`` BLAS/OpenMP threads,
+   so scores are identical for any ``n_jobs``. The cells of a group are written
+   (atomically) as soon as all its splits are done.
 """
 
 from __future__ import annotations
@@ -26,17 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classify.evaluate import score_fold
+from classify.cell_task import assemble_cell
 from classify.experiment import Experiment, default_feature_sets
 from classify.features import FeatureSet, blocks_spec, build_feature_set, tables_spec
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
-from classify.pipeline_factory import build_pipeline, spec_notes
 from classify.results import (
-    ATTENTION_COLUMNS,
-    COUNT_COLUMNS,
-    FOLD_COLUMNS,
-    SCORE_COLUMNS,
     BenchmarkResult,
     CellResult,
     CellSpec,
@@ -45,12 +43,12 @@ from classify.results import (
 )
 from classify.results_store import (
     iter_cell_docs,
-    oof_frame,
     open_cell,
     quarantine_dir,
     write_cell,
 )
 from classify.samplers import check_training_folds
+from classify.split_runner import group_by_prefix, run_cell_group
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.helpers import did_you_mean
@@ -146,8 +144,16 @@ def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
                         p = exp.component_params(comp, name)
                         if p:
                             params[comp] = p
-                    specs.append(CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
-                                          fusion, sampler, clf, params))
+                    if exp.operating_point is not None:
+                        params["operating_point"] = exp.operating_point.key()
+                    spec = CellSpec(fs_name, tuple(keys), tuple(modality[k] for k in keys),
+                                    fusion, sampler, clf, params)
+                    specs.append(spec)
+                    if exp.tuning is not None and exp.tuning.tunes(clf):
+                        members = params.get("classifier", {}).get("members")
+                        specs.append(CellSpec(spec.feature_set, spec.stores, spec.modalities,
+                                              fusion, sampler, clf,
+                                              {**params, "tuning": exp.tuning.key(clf, members)}))
     return specs
 
 
@@ -185,92 +191,6 @@ def _spec_id(d: dict[str, Any]) -> str:
 
     d = {k: v for k, v in d.items() if k != "feature_set"}
     return json.dumps(d, sort_keys=True, default=str)
-
-
-# ----------------------------------------------------------------------------- one split
-def run_split(
-    spec: CellSpec,
-    cols: np.ndarray,
-    blocks: tuple[tuple[str, int, int], ...],
-    X: np.ndarray,
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    *,
-    n_classes: int,
-    positive: int | None,
-    seed: int,
-    threads: int = 1,
-    tables: Any = None,
-) -> dict[str, Any]:
-    """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task).
-    ``tables``: schema of the tabular blocks (:func:`classify.features.tables_spec`)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads):
-        Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed, tables=tables)
-        t0 = time.perf_counter()
-        pipe.fit(Xc[train], y[train])
-        t1 = time.perf_counter()
-        raw = pipe.predict_proba(Xc[test])
-        t2 = time.perf_counter()
-    proba = np.zeros((len(test), n_classes))
-    proba[:, np.asarray(pipe.classes_, dtype=int)] = raw
-    sampler = pipe.named_steps["sampler"]
-    fusion = pipe.named_steps["fusion"]
-    att = getattr(fusion, "modality_weights_", None)
-    return {
-        "proba": proba,
-        "scores": score_fold(y[test], proba, positive),
-        "before": dict(sampler.counts_before_),
-        "after": dict(sampler.counts_after_),
-        "k": int(sampler.k_neighbors_),
-        "notes": list(sampler.notes_),
-        "fit_seconds": t1 - t0,
-        "predict_seconds": t2 - t1,
-        "attention": None if att is None else [float(a) for a in att],
-    }
-
-
-def assemble_cell(spec: CellSpec, key: str, plan: SplitPlan, fs: FeatureSet,
-                  outs: Sequence[tuple[int, int, dict[str, Any]]]) -> CellResult:
-    """Combine per-split outputs (in plan order) into a :class:`CellResult`."""
-    scores, counts, folds, att, notes = [], [], [], [], []
-    ids, reps, fids, ytrue, probas = [], [], [], [], []
-    for r, f, o in outs:
-        train, test = plan.indices(r, f)
-        scores.extend((key, r, f, m, v) for m, v in o["scores"].items())
-        for stage in ("before", "after"):
-            counts.extend((key, r, f, stage, fs.classes[c], n) for c, n in sorted(o[stage].items()))
-        folds.append((key, r, f, len(train), len(test), o["fit_seconds"], o["predict_seconds"],
-                      o["k"]))
-        if o["attention"] is not None:
-            att.extend((key, r, f, s, m, w) for s, m, w in
-                       zip(spec.stores, spec.modalities, o["attention"], strict=True))
-        notes.extend(n for n in o["notes"] if n not in notes)
-        ids.append(fs.ids[test])
-        reps.append(np.full(len(test), r))
-        fids.append(np.full(len(test), f))
-        ytrue.append(fs.y[test])
-        probas.append(o["proba"])
-        log.debug("%s r%d f%d: train counts %s -> %s", spec.label, r, f,
-                 {fs.classes[c]: n for c, n in o["before"].items()},
-                 {fs.classes[c]: n for c, n in o["after"].items()})
-    folds_df = pd.DataFrame(folds, columns=list(FOLD_COLUMNS))
-    return CellResult(
-        spec=spec,
-        key=key,
-        scores=pd.DataFrame(scores, columns=list(SCORE_COLUMNS)),
-        oof=oof_frame(np.concatenate(ids), np.concatenate(reps), np.concatenate(fids),
-                      np.concatenate(ytrue), np.vstack(probas), fs.classes),
-        class_counts=pd.DataFrame(counts, columns=list(COUNT_COLUMNS)),
-        folds=folds_df,
-        fit_seconds=float(folds_df["fit_seconds"].sum()),
-        attention=pd.DataFrame(att, columns=list(ATTENTION_COLUMNS)) if att else None,
-        status="computed",
-        warnings=tuple(notes) + spec_notes(spec),
-    )
 
 
 # ----------------------------------------------------------------------------- run
@@ -315,11 +235,15 @@ def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
 def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int = -1,
                           dry_run: bool = False) -> BenchmarkResult:
     """:func:`run_benchmark` with its tasks on a Dask cluster (``n_jobs=-1``: every worker
-    thread of the cluster); ``scheduler`` is an address or a ``distributed.Client``."""
-    from classify.distributed import joblib_backend
+    thread of the cluster); ``scheduler`` is an address or a ``distributed.Client``.
 
-    with joblib_backend(scheduler):
-        return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run)
+    The scheduler is passed on, so the feature matrix, labels and groups are pre-scattered
+    once. Without that, joblib's Dask backend scatters them lazily and tracks them in its
+    per-call ``_WeakKeyDictionary``, whose weakref finaliser (``on_destroy``:
+    ``del self._data[key]``) raises KeyError when the array is freed after the call cleared
+    that mapping; that "Exception ignored" made a CI run fail (issue 11, observation 13).
+    """
+    return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
 
 
 def load_benchmark(experiment: Experiment) -> BenchmarkResult:
@@ -412,20 +336,32 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     for p in todo:
         cols, blocks = fs.columns(p.spec.stores)
         layouts[p.key] = (cols, blocks_spec(blocks), tables_spec(blocks))
-    tasks = [(p, r, f) for p in todo for r, f in splits]
+    groups = [tuple(todo[i] for i in g) for g in group_by_prefix([p.spec for p in todo])]
+    tasks = [(g, r, f) for g in groups for r, f in splits]
     positive = fs.positive_index
+    if exp.operating_point is not None and (positive is None or len(fs.classes) != 2):
+        raise ConfigError(
+            f"{exp.source or 'experiment'}: [operating_point] needs a binary task with a "
+            f"positive class; this one has classes {list(fs.classes)}. Remove the section or "
+            "relabel to two classes"
+        )
+    # On Dask, X and y are scattered once and the small per-task index arrays travel as lists:
+    # joblib would scatter arrays lazily and track them with a weakref finaliser that raises
+    # KeyError when it runs late (issue 11, observation 13). Indexing with a list is the same.
+    inline = (lambda a: a.tolist()) if scheduler is not None else (lambda a: a)
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
             from classify.distributed import joblib_backend
 
-            stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y]))
+            stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y, fs.groups]))
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(run_split)(
-                p.spec, layouts[p.key][0], layouts[p.key][1], fs.X, fs.y, *plan.indices(r, f),
-                n_classes=len(fs.classes), positive=positive, seed=exp.cv.seed,
-                threads=exp.threads_per_task, tables=layouts[p.key][2],
+            delayed(run_cell_group)(
+                [p.spec for p in g], inline(layouts[g[0].key][0]), layouts[g[0].key][1], fs.X,
+                fs.y, *map(inline, plan.indices(r, f)), n_classes=len(fs.classes), positive=positive,
+                seed=exp.cv.seed, threads=exp.threads_per_task, groups=fs.groups,
+                tables=layouts[g[0].key][2],
             )
-            for p, r, f in tasks
+            for g, r, f in tasks
         )
         _collect(exp, plan, fs, meta, tasks, gen, len(splits), results)
 
@@ -441,17 +377,19 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
 
 def _collect(exp: Experiment, plan: SplitPlan, fs: FeatureSet, meta: dict[str, Any],
              tasks: list, gen: Any, n_splits: int, results: dict[str, CellResult]) -> None:
-    """Assemble and store each cell as soon as all its splits have come back."""
-    buffer: list[tuple[int, int, dict[str, Any]]] = []
-    for (p, r, f), out in zip(tasks, gen, strict=True):
-        buffer.append((r, f, out))
+    """Assemble and store the cells of a prefix group as soon as all its splits are back."""
+    buffer: list[tuple[int, int, list[dict[str, Any]]]] = []
+    for (group, r, f), outs in zip(tasks, gen, strict=True):
+        buffer.append((r, f, outs))
         if len(buffer) < n_splits:
             continue
-        cell = assemble_cell(p.spec, p.key, plan, fs, buffer)
+        for i, p in enumerate(group):
+            cell = assemble_cell(p.spec, p.key, plan, fs, [(r, f, o[i]) for r, f, o in buffer])
+            path = write_cell(exp.results_dir, cell, meta, fs.classes)
+            results[p.key] = CellResult(**{**cell.__dict__, "path": path})
+            mean, std = cell.summary("roc_auc")
+            log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
+                     cell.fit_seconds)
+            for note in cell.warnings:
+                log.warning("cell %s: %s", p.spec.label, note)
         buffer = []
-        path = write_cell(exp.results_dir, cell, meta, fs.classes)
-        results[p.key] = CellResult(**{**cell.__dict__, "path": path})
-        mean, std = cell.summary("roc_auc")
-        log.info("cell %s done: roc_auc %.3f +- %.3f, fit %.1fs", p.spec.label, mean, std,
-                 cell.fit_seconds)
-

@@ -5,7 +5,7 @@ with ``joblib.Parallel`` and no fixed backend. Inside :func:`joblib_backend` tho
 tasks go to the Dask cluster instead of local processes::
 
     with joblib_backend("tcp://10.0.0.5:8786", scatter=[fs.X, fs.y]):
-        Parallel(n_jobs=-1)(delayed(run_split)(...) for ...)
+        Parallel(n_jobs=-1)(delayed(classify.cell_task.run_split)(...) for ...)
 
 or, for a whole benchmark, :func:`classify.benchmark.run_benchmark_on_dask`.
 This module never imports :mod:`classify.benchmark` (no import cycle).

@@ -54,8 +54,16 @@ COLUMN_TITLES = {
 }
 
 
+#: Metrics at the threshold chosen inside the training fold (see classify.operating_point).
+OPERATING_METRICS: dict[str, bool] = {
+    "op_threshold": True, "op_sensitivity": True, "op_specificity": True, "op_ppv": True,
+    "op_npv": True, "op_f1": True,
+}
+
+
 def higher_is_better(metric: str) -> bool:
-    return METRICS[metric]
+    """True when a larger value of ``metric`` is better (False for ``brier``)."""
+    return METRICS[metric] if metric in METRICS else OPERATING_METRICS[metric]
 
 
 def _safe(fn: Callable[[], float]) -> float:

@@ -51,6 +51,14 @@ from classify.evaluate import HEADLINE, METRICS
 from classify.fusion import FUSIONS, build_fusion, fusion_arity
 from classify.imbalance import ImbalanceConfig, parse_imbalance
 from classify.models import CLASSIFIERS, build_classifier
+from classify.options import (
+    EquivalenceConfig,
+    OperatingPointConfig,
+    TuningConfig,
+    parse_equivalence,
+    parse_operating_point,
+    parse_tuning,
+)
 from classify.samplers import SAMPLERS
 from classify.subsets import check_mode, subset_feature_sets
 from pipeline.errors import ConfigError, UnknownNameError
@@ -91,6 +99,12 @@ class Experiment:
         threads_per_task: BLAS/OpenMP threads inside one task (1 keeps results identical
             for any n_jobs).
         source: the TOML file it came from.
+        equivalence: ROPE and decision probability of the practical-equivalence test
+            (``[equivalence]``, see :mod:`classify.options`).
+        operating_point: threshold rule / inner folds / calibration chosen inside each
+            training fold (``[operating_point]``); None = argmax only (no key change).
+        tuning: nested hyper-parameter search (``[tuning]``); adds a tuned cell (label
+            suffix ``+tuned``) next to each default cell; None = defaults only.
         ablation: ``leave_one_out`` / ``all_subsets``: block-subset feature sets were added
             (:func:`classify.subsets.subset_feature_sets`); None: none.
         imbalance: the prevalence sweep (:mod:`classify.imbalance`), None without one.
@@ -114,6 +128,9 @@ class Experiment:
     n_jobs: int = 1
     threads_per_task: int = 1
     source: Path | None = None
+    equivalence: EquivalenceConfig = EquivalenceConfig()
+    operating_point: OperatingPointConfig | None = None
+    tuning: TuningConfig | None = None
     ablation: str | None = None
     imbalance: ImbalanceConfig | None = None
 
@@ -128,7 +145,8 @@ class Experiment:
 _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
-    "params", "cv", "metrics", "n_jobs", "threads_per_task", "ablation", "imbalance",
+    "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
+    "operating_point", "tuning", "ablation", "imbalance",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -316,6 +334,9 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         n_jobs=_n_jobs(data.get("n_jobs", 1), src),
         threads_per_task=_int(data.get("threads_per_task", 1), "threads_per_task", src, 1),
         source=Path(source) if src != "<dict>" else None,
+        equivalence=parse_equivalence(data.get("equivalence", {}), src, METRICS),
+        operating_point=parse_operating_point(data.get("operating_point"), src),
+        tuning=parse_tuning(data.get("tuning"), src, METRICS, classifiers),
         ablation=ablation,
         imbalance=imbalance,
     )

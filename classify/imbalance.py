@@ -195,7 +195,8 @@ def run_prevalence_sweep(exp: Any, *, n_jobs: int | None = None, compute: bool =
     """Compute (or with ``compute=False`` only load) the sweep of ``exp.imbalance``."""
     from joblib import Parallel, delayed
 
-    from classify.benchmark import assemble_cell, expand_grid, load_feature_set, run_split
+    from classify.benchmark import expand_grid, load_feature_set
+    from classify.cell_task import assemble_cell, run_split
     from classify.features import blocks_spec, tables_spec
     from classify.results import cell_key
     from classify.results_store import open_cell, write_cell
@@ -251,7 +252,8 @@ def run_prevalence_sweep(exp: Any, *, n_jobs: int | None = None, compute: bool =
             delayed(run_split)(spec, layouts[key][0], layouts[key][1], sub.X, sub.y,
                                *plan.indices(r, f), n_classes=len(sub.classes),
                                positive=sub.positive_index, seed=exp.cv.seed,
-                               threads=exp.threads_per_task, tables=layouts[key][2])
+                               threads=exp.threads_per_task, groups=sub.groups,
+                               tables=layouts[key][2])
             for spec, key, r, f in tasks)
         buffer: list[tuple[int, int, dict[str, Any]]] = []
         for (spec, key, r, f), out in zip(tasks, outs, strict=True):

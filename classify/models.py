@@ -26,6 +26,7 @@ Defaults (inputs are standardised; ~1,700 dims, a few thousand rows):
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -182,10 +183,32 @@ def voting_hard(random_state: int = 0, balanced: bool = False, members: Sequence
                                voting="hard", n_jobs=1, **params)
 
 
+def classifier_parameters(name: str) -> list[str] | None:
+    """The parameters classifier ``name`` accepts: its estimator's plus its factory's own;
+    None when its estimator takes any keyword (xgboost passes native names to its booster)."""
+    factory = CLASSIFIERS.get(name)
+    est = factory(random_state=0, balanced=False)
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(type(est).__init__).parameters
+           .values()):
+        return None
+    own = [p.name for p in inspect.signature(factory).parameters.values()
+           if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD
+                                           and p.name not in ("random_state", "balanced"))]
+    return sorted(set(est.get_params(deep=False)) | set(own))
+
+
 def build_classifier(name: str, *, random_state: int = 0, balanced: bool = False,
                      **params: Any) -> Any:
-    """Instantiate classifier ``name``; ConfigError naming valid parameters on a bad one."""
+    """Instantiate classifier ``name``; ConfigError naming the unknown parameters (and, as a
+    hint, the valid ones) on a bad one."""
     factory = CLASSIFIERS.get(name)
+    if params:
+        from classify.fusion import unknown_parameters_message
+
+        valid = classifier_parameters(name)
+        unknown = [k for k in params if valid is not None and k not in valid]
+        if unknown:
+            raise ConfigError(unknown_parameters_message(f"classifier {name!r}", unknown, valid))
     if balanced and not CLASSIFIERS.meta(name).get("class_weight"):
         log.warning("classifier %s does not support class weights; sampler 'class_weight' "
                     "has no effect on it", name)

@@ -60,7 +60,9 @@ class CellSpec:
         sampler: sampler registry name (``none``, ``smote``, ``class_weight``, ...).
         classifier: classifier registry name (``logistic``, ``xgboost``, ...).
         params: non-default parameters per component:
-            ``{"fusion": {...}, "sampler": {...}, "classifier": {...}}`` (JSON-able values).
+            ``{"fusion": {...}, "sampler": {...}, "classifier": {...}}`` (JSON-able values),
+            plus ``"operating_point"`` / ``"tuning"`` settings when the experiment has them
+            (absent otherwise, so untuned cells keep their keys).
     """
 
     feature_set: str
@@ -73,8 +75,10 @@ class CellSpec:
 
     @property
     def label(self) -> str:
-        """Human-readable unique name: ``feature_set/fusion/sampler/classifier``."""
-        return f"{self.feature_set}/{self.fusion}/{self.sampler}/{self.classifier}"
+        """Human-readable unique name: ``feature_set/fusion/sampler/classifier``, with
+        ``+tuned`` appended for a cell tuned by nested search."""
+        tuned = "+tuned" if "tuning" in self.params else ""
+        return f"{self.feature_set}/{self.fusion}/{self.sampler}/{self.classifier}{tuned}"
 
     def component_params(self, component: str) -> dict[str, Any]:
         """Parameters of ``component`` (``fusion``/``sampler``/``classifier``), a copy."""
@@ -347,14 +351,19 @@ class ComparisonResult:
             wilcoxon_p_holm`` (NaN when the design cannot reach ``alpha``),
             ``rank_biserial`` (matched-pairs effect size, +1 = a always better),
             ``n_pairs`` (non-tied pairs used by Wilcoxon), ``nb_significant``,
-            ``wilcoxon_significant``.
+            ``wilcoxon_significant``, and the Bayesian correlated t-test with a ROPE:
+            ``p_a_better, p_equivalent, p_b_better`` and ``decision`` (``A better``,
+            ``equivalent``, ``B better`` or ``undecided``).
         average_ranks: mean rank per cell over splits (1 = best), ascending.
-        friedman_stat, friedman_p: Friedman chi-square test (None for < 3 cells).
+        friedman_stat, friedman_p: Friedman chi-square test (None for < 3 cells; NaN when
+            every split ties all cells: "all tied").
         nemenyi_cd: Nemenyi critical difference in average rank (None for < 3 cells).
         nemenyi_p: square DataFrame of Nemenyi pairwise p-values (None for < 3 cells).
         min_wilcoxon_p: smallest two-sided exact Wilcoxon p attainable with the
             number of splits (2 / 2**n); if > alpha Wilcoxon is refused.
         warnings: caveats (CV folds overlap so Wilcoxon/Friedman are optimistic, ...).
+        rope: half-width of the region of practical equivalence (metric units).
+        decision_probability: posterior probability a decision needs.
     """
 
     metric: str
@@ -371,6 +380,8 @@ class ComparisonResult:
     nemenyi_p: pd.DataFrame | None = field(hash=False)
     min_wilcoxon_p: float
     warnings: tuple[str, ...] = ()
+    rope: float = 0.01
+    decision_probability: float = 0.95
 
 
 @dataclass(frozen=True)

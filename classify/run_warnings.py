@@ -14,7 +14,8 @@ from classify import leakage
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
 
 #: Display order of the categories (others follow).
-CATEGORY_ORDER = {"leakage": 0, "pretraining": 1, "data": 2, "split": 3, "run": 4}
+CATEGORY_ORDER = {"leakage": 0, "pretraining": 1, "data": 2, "split": 3, "resampling": 4,
+                  "run": 5}
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def collect_warnings(benchmark: BenchmarkResult, *, comparisons: Sequence[Compar
     if benchmark.split is not None:
         out += [ReportWarning("split", w) for w in benchmark.split.warnings]
     for c in benchmark.cells:
-        out += [ReportWarning("cell", f"{c.label}: {w}") for w in c.warnings]
+        out += [ReportWarning("resampling" if "k_neighbors reduced" in w else "cell",
+                              f"{c.label}: {w}") for w in c.warnings]
     for cmp in comparisons:
         out += [ReportWarning("statistics", w) for w in cmp.warnings]
     if ablation is not None:

@@ -145,7 +145,7 @@ class FoldSampler(BaseEstimator):
             if k_eff < k:
                 note = (f"sampler {self.method}: k_neighbors reduced {k} -> {k_eff} "
                         f"(smallest class has {n_min} training samples)")
-                log.warning(note)
+                log.info(note)  # the run reports it once per cell (console and report)
                 self.notes_.append(note)
             self.k_neighbors_ = k_eff
             params["k_neighbors"] = k_eff

@@ -10,6 +10,11 @@
   over the family of pairs. With n non-zero pairs the smallest attainable exact
   two-sided p is ``2 / 2**n`` (n = 5 -> 0.0625), so with n < 6 it can never reach
   0.05: such tests are refused (p reported as NaN) with a warning.
+* **Bayesian correlated t-test** (Benavoli et al. 2017, as in ``baycomp``): the posterior of
+  the mean difference is Student t with J - 1 degrees of freedom, location ``mean(d)`` and
+  scale ``sqrt((1/J + n2/n1) * var(d))`` (the same correction), integrated over a region of
+  practical equivalence (ROPE, default 0.01) into P(A better), P(equivalent), P(B better);
+  the decision is the outcome whose probability reaches 0.95, else "undecided".
 * **Friedman** test over all cells with splits as blocks, **average ranks**, and the
   **Nemenyi** post-hoc (critical difference ``q_alpha * sqrt(k(k+1)/(6N))`` with
   ``q_alpha`` from scipy's studentized range at infinite df divided by sqrt(2)).
@@ -106,6 +111,60 @@ def nadeau_bengio(a: Sequence[float], b: Sequence[float], test_train_ratio: floa
     return float(t), j - 1, float(2.0 * sps.t.sf(abs(t), j - 1))
 
 
+def friedman(scores: np.ndarray) -> tuple[float, float]:
+    """Friedman chi-square ``(statistic, p)`` of ``scores [n_blocks, k]`` (scipy's test).
+
+    When every block ties all treatments the statistic is undefined (0/0): ``(nan, nan)`` is
+    returned without calling scipy, which would warn.
+    """
+    scores = np.asarray(scores, dtype=float)
+    if np.all(scores == scores[:, :1]):
+        return float("nan"), float("nan")
+    res = sps.friedmanchisquare(*[scores[:, i] for i in range(scores.shape[1])])
+    return float(res.statistic), float(res.pvalue)
+
+
+#: Default half-width of the region of practical equivalence (metric units).
+DEFAULT_ROPE = 0.01
+#: Posterior probability an outcome needs before it is decided.
+DECISION_PROBABILITY = 0.95
+
+
+def bayes_correlated_ttest(a: Sequence[float], b: Sequence[float], test_train_ratio: float,
+                           rope: float = DEFAULT_ROPE, higher_better: bool = True
+                           ) -> tuple[float, float, float]:
+    """``(P(A better), P(equivalent), P(B better))`` of paired split scores.
+
+    The posterior of the mean difference ``d = a - b`` is Student t (df = J - 1, location
+    ``mean(d)``, scale ``sqrt((1/J + n2/n1) var(d))``); "equivalent" is ``|d| <= rope``.
+    With zero variance the posterior is a point mass at ``mean(d)``. For a lower-is-better
+    metric (``higher_better=False``) A is better when ``d < -rope``.
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    j = len(d)
+    if j < 2:
+        return float("nan"), float("nan"), float("nan")
+    mean, var = float(d.mean()), float(d.var(ddof=1))
+    if var == 0.0:
+        up, down = float(mean > rope), float(mean < -rope)
+    else:
+        scale = float(np.sqrt((1.0 / j + test_train_ratio) * var))
+        up = float(sps.t.sf(rope, j - 1, loc=mean, scale=scale))
+        down = float(sps.t.cdf(-rope, j - 1, loc=mean, scale=scale))
+    p_a, p_b = (up, down) if higher_better else (down, up)
+    return p_a, max(0.0, 1.0 - p_a - p_b), p_b
+
+
+def decide(p_a: float, p_equivalent: float, p_b: float,
+           threshold: float = DECISION_PROBABILITY) -> str:
+    """``"A better"``, ``"equivalent"``, ``"B better"`` or ``"undecided"`` (none reaches
+    ``threshold``)."""
+    for p, what in ((p_a, "A better"), (p_equivalent, "equivalent"), (p_b, "B better")):
+        if np.isfinite(p) and p >= threshold:
+            return what
+    return "undecided"
+
+
 def average_ranks(scores: np.ndarray, higher_better: bool = True) -> np.ndarray:
     """Mean rank per column of ``scores [n_blocks, k]`` (1 = best; ties averaged)."""
     s = -scores if higher_better else scores
@@ -135,6 +194,8 @@ def compare_cells(
     test_train_ratio: float,
     alpha: float = 0.05,
     baseline: str | None = None,
+    rope: float = DEFAULT_ROPE,
+    decision_probability: float = DECISION_PROBABILITY,
 ) -> ComparisonResult:
     """Compare cells on ``metric`` over their common splits.
 
@@ -143,6 +204,8 @@ def compare_cells(
         test_train_ratio: n2/n1 of the plan (``SplitPlanInfo.test_train_ratio``).
         baseline: compare every cell to this label only (else all pairs); Holm runs over
             the compared pairs.
+        rope: half-width of the region of practical equivalence of the Bayesian test.
+        decision_probability: posterior probability needed for a decision.
     """
     if len(cells) < 2:
         raise ConfigError(f"need >= 2 cells to compare, got {len(cells)}")
@@ -186,9 +249,12 @@ def compare_cells(
                 warnings.append(f"Wilcoxon {a} vs {b}: only {n} non-tied pairs, cannot reach "
                                 f"alpha; p not reported")
             p_w = float("nan")
+        pa, pe, pb = bayes_correlated_ttest(va, vb, test_train_ratio, rope, hib)
         rows.append(dict(a=a, b=b, mean_a=float(va.mean()), mean_b=float(vb.mean()),
                          mean_diff=float((va - vb).mean()), nb_t=t, nb_df=df, nb_p=p_nb,
-                         wilcoxon_stat=stat, wilcoxon_p=p_w, rank_biserial=rb, n_pairs=n))
+                         wilcoxon_stat=stat, wilcoxon_p=p_w, rank_biserial=rb, n_pairs=n,
+                         p_a_better=pa, p_equivalent=pe, p_b_better=pb,
+                         decision=decide(pa, pe, pb, decision_probability)))
     pw = pd.DataFrame(rows)
     pw["nb_p_holm"] = holm(pw["nb_p"].to_numpy())
     pw["wilcoxon_p_holm"] = holm(pw["wilcoxon_p"].to_numpy())
@@ -196,15 +262,18 @@ def compare_cells(
     pw["wilcoxon_significant"] = pw["wilcoxon_p_holm"] < alpha
     pw = pw[["a", "b", "mean_a", "mean_b", "mean_diff", "nb_t", "nb_df", "nb_p", "nb_p_holm",
              "wilcoxon_stat", "wilcoxon_p", "wilcoxon_p_holm", "rank_biserial", "n_pairs",
-             "nb_significant", "wilcoxon_significant"]]
+             "nb_significant", "wilcoxon_significant", "p_a_better", "p_equivalent",
+             "p_b_better", "decision"]]
 
     ranks = average_ranks(mat, hib)
     avg = pd.Series(ranks, index=labels, name="average_rank").sort_values()
     fr_stat = fr_p = cd = None
     nem = None
     if len(cells) >= 3:
-        res = sps.friedmanchisquare(*[mat[:, i] for i in range(mat.shape[1])])
-        fr_stat, fr_p = float(res.statistic), float(res.pvalue)
+        fr_stat, fr_p = friedman(mat)
+        if not np.isfinite(fr_p):
+            warnings.append(f"Friedman test: all cells tied on every split ({metric}); there is "
+                            "no ranking to test (reported as 'all tied')")
         cd = nemenyi_cd(len(cells), j, alpha)
         nem = pd.DataFrame(nemenyi_pvalues(ranks, j), index=labels, columns=labels)
     for w in warnings:
@@ -213,7 +282,8 @@ def compare_cells(
         metric=metric, higher_is_better=hib, cells=tuple(labels), n_splits=j,
         test_train_ratio=float(test_train_ratio), alpha=alpha, pairwise=pw,
         average_ranks=avg, friedman_stat=fr_stat, friedman_p=fr_p, nemenyi_cd=cd,
-        nemenyi_p=nem, min_wilcoxon_p=min_p, warnings=tuple(warnings),
+        nemenyi_p=nem, min_wilcoxon_p=min_p, warnings=tuple(warnings), rope=float(rope),
+        decision_probability=float(decision_probability),
     )
 
 
@@ -224,17 +294,21 @@ def compare_benchmark(
     cells: Sequence[str] | None = None,
     baseline: str | None = None,
     alpha: float = 0.05,
+    rope: float = DEFAULT_ROPE,
+    decision_probability: float = DECISION_PROBABILITY,
 ) -> ComparisonResult:
     """:func:`compare_cells` over a benchmark's cells (all, or the labels in ``cells``)."""
     if result.split is None or not result.cells:
         raise ConfigError("the benchmark has no computed cells (dry run?); run it first")
     chosen = list(result.cells) if cells is None else [result.cell(lab) for lab in cells]
     return compare_cells(chosen, metric, test_train_ratio=result.split.test_train_ratio,
-                         alpha=alpha, baseline=baseline)
+                         alpha=alpha, baseline=baseline, rope=rope,
+                         decision_probability=decision_probability)
 
 
 def compare_within_feature_sets(
-    result: BenchmarkResult, metric: str = "roc_auc", *, alpha: float = 0.05
+    result: BenchmarkResult, metric: str = "roc_auc", *, alpha: float = 0.05,
+    rope: float = DEFAULT_ROPE, decision_probability: float = DECISION_PROBABILITY,
 ) -> tuple[ComparisonResult, ...]:
     """Per feature set, every cell against that set's best cell on ``metric``.
 
@@ -249,5 +323,6 @@ def compare_within_feature_sets(
         sign = 1.0 if higher_is_better(metric) else -1.0
         best = max(cells, key=lambda c: sign * c.summary(metric)[0])
         out.append(compare_benchmark(result, metric, cells=[c.label for c in cells],
-                                     baseline=best.label, alpha=alpha))
+                                     baseline=best.label, alpha=alpha, rope=rope,
+                                     decision_probability=decision_probability))
     return tuple(out)

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from classify.calibration import CalibrationSummary
+from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, HEADLINE
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
+from classify.tuning import TuningSummary
 from pipeline.helpers import format_p, text_table
 
 
@@ -55,18 +58,25 @@ def comparison_table(cmp: ComparisonResult) -> str:
     pw = cmp.pairwise
     rows = [[r["a"], r["b"], f"{r['mean_diff']:+.4f}", _fmt(r["nb_t"], 2),
              format_p(r["nb_p_holm"]), format_p(r["wilcoxon_p_holm"]),
-             _fmt(r["rank_biserial"], 2), "yes" if r["nb_significant"] else "no"]
+             _fmt(r["rank_biserial"], 2), "yes" if r["nb_significant"] else "no",
+             _fmt(r["p_a_better"]), _fmt(r["p_equivalent"]), _fmt(r["p_b_better"]),
+             r["decision"]]
             for _, r in pw.iterrows()]
     notes = [f"Nadeau-Bengio corrected t-test (n2/n1 = {cmp.test_train_ratio:.3f}, "
-             f"{cmp.n_splits} splits) is the headline test; alpha = {cmp.alpha}"]
-    if cmp.friedman_p is not None:
+             f"{cmp.n_splits} splits) is the headline test; alpha = {cmp.alpha}",
+             f"Bayesian correlated t-test: P(A>B), P(=) (|A-B| <= ROPE {cmp.rope:g}), P(B>A); "
+             f"a decision needs P >= {cmp.decision_probability:g}, else 'undecided'"]
+    if cmp.friedman_p is not None and not math.isfinite(cmp.friedman_p):
+        notes.append("Friedman: all tied (every split ties all cells)")
+    elif cmp.friedman_p is not None:
         notes.append(f"Friedman chi2 = {cmp.friedman_stat:.2f}, p = {format_p(cmp.friedman_p)}; "
                      f"Nemenyi CD = {cmp.nemenyi_cd:.3f} average-rank units")
     notes.append(f"min attainable two-sided Wilcoxon p with {cmp.n_splits} pairs: "
                  f"{cmp.min_wilcoxon_p:.3g}")
     notes += list(cmp.warnings)
     main = text_table(["A", "B", "mean A-B", "NB t", "NB p (Holm)", "Wilcoxon p (Holm)",
-                       "rank-biserial", "sig. (NB)"], rows,
+                       "rank-biserial", "sig. (NB)", "P(A>B)", "P(=)", "P(B>A)", "decision"],
+                      rows,
                       title=f"Paired comparison on {cmp.metric}", notes=notes)
     ranks = text_table(["cell", "average rank"],
                        [[k, f"{v:.2f}"] for k, v in cmp.average_ranks.items()],
@@ -109,6 +119,56 @@ def shuffle_table(res: ShuffleResult) -> str:
                             f"{res.n_permutations} permutations per split)", notes=res.warnings)
 
 
+def choice_summary(equivalence: Equivalence | None,
+                   calibration: CalibrationSummary | None = None) -> str:
+    """The one summary block: the best cell, the cells practically equivalent to it and the
+    best cell's operating point (when the experiment chose one in-fold)."""
+    if equivalence is None:
+        return ""
+    e = equivalence
+    lines = [f"Best cell on {e.metric}: {e.best} ({e.best_mean:.3f})",
+             f"  practically equivalent (|diff| <= ROPE {e.rope:g} with P >= "
+             f"{e.decision_probability:g}, Bayesian correlated t-test over {e.n_splits} splits): "
+             + (", ".join(e.equivalent) or "none")]
+    if e.undecided:
+        lines.append(f"  undecided (neither equivalent nor worse with P >= "
+                     f"{e.decision_probability:g}): {', '.join(e.undecided)}")
+    if e.better:
+        lines.append(f"  decided better despite a lower mean: {', '.join(e.better)}")
+    lines.append(f"  worse: {len(e.worse)} cell(s)")
+    if calibration is not None and calibration.rule:
+        c = calibration
+        th = c.thresholds["threshold"].to_numpy(float)
+        at = {r["quantity"]: r for _, r in c.operating.iterrows()}
+        parts = [f"{q} {_fmt(at[q]['at_threshold_mean'])} [{_fmt(at[q]['at_threshold_ci_low'])}, "
+                 f"{_fmt(at[q]['at_threshold_ci_high'])}]" for q in ("sensitivity", "specificity",
+                                                                    "ppv", "npv", "f1")]
+        lines.append(f"  operating point ({c.rule}, chosen in each training fold"
+                     + (f", {c.calibration} calibration" if c.calibration not in ("", "none")
+                        else "") + f"): threshold {th.mean():.3f} [{th.min():.3f}-{th.max():.3f}]")
+        lines.append("    " + "; ".join(parts))
+        lines.append(f"  calibration: ECE {c.ece:.3f}, Brier {c.brier:.3f} (out-of-fold)")
+    return "\n".join(lines)
+
+
+def tuning_table(t: TuningSummary | None) -> str:
+    """Tuned vs default per classifier with the corrected test and the tuning cost, then the
+    spread of the chosen parameters over the outer folds."""
+    if t is None:
+        return ""
+    rows = [[r["cell"], f"{r['search']}/{int(r['budget'])}", _fmt(r["mean_default"]),
+             _fmt(r["mean_tuned"]), f"{r['diff']:+.4f}", format_p(r["nb_p"]),
+             _fmt(r["p_equivalent"]), r["decision"], f"{r['tuning_seconds']:.1f}"]
+            for _, r in t.table.iterrows()]
+    main = text_table(["tuned cell", "search", "default", "tuned", "diff", "NB p", "P(=)",
+                       "decision", "tuning s"], rows, title=f"Tuned vs default on {t.metric}",
+                      notes=["searched on each outer training fold only (inner folds grouped by "
+                             "patient); scores are the outer test folds'"])
+    spread = text_table(["tuned cell", "parameter", "chosen over the outer folds"],
+                        [[r["cell"], r["param"], r["values"]] for _, r in t.spread.iterrows()])
+    return main + "\n\n" + spread
+
+
 def plan_table(result: BenchmarkResult) -> str:
     """What a (dry) run computes or reuses, and why."""
     n = sum(p.action == "compute" for p in result.planned)
@@ -130,6 +190,12 @@ def data_notes(result: BenchmarkResult) -> str:
     return "\n".join(lines)
 
 
+def cell_notes(result: BenchmarkResult) -> str:
+    """Per-cell notes (e.g. SMOTE's k_neighbors reduced in a fold), one line each; ``""`` if none."""
+    lines = [f"* {c.label}: {w}" for c in result.cells for w in c.warnings]
+    return "\n".join(["Cell notes (also in the report's warnings):", *lines]) if lines else ""
+
+
 def render_benchmark(result: BenchmarkResult) -> str:
     """What ``pipeline classify`` prints: the plan for a dry run, else the headline table."""
     parts = [data_notes(result)]
@@ -138,5 +204,8 @@ def render_benchmark(result: BenchmarkResult) -> str:
         parts += [f"* {w}" for w in result.warnings]
     else:
         parts.append(headline_table(result))
+        notes = cell_notes(result)
+        if notes:
+            parts.append(notes)
         parts.append(f"wall time {result.wall_seconds:.1f}s; results in {result.results_dir}")
     return "\n\n".join(parts)

@@ -83,6 +83,7 @@ class ShardResult:
     failed: dict[str, str]
     items_per_s: float
     seconds: float
+    backend: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class DistributedExtractSummary:
         for s in self.shards:
             lines.append(
                 f"  shard {s.shard:>3}: {s.n_ids} ids, {s.n_embedded} embedded, "
-                f"{len(s.failed)} failed, {s.items_per_s:.1f} items/s"
+                f"{len(s.failed)} failed, {s.items_per_s:.1f} items/s ({s.backend})"
             )
         for m in self.merges:
             lines.append(
@@ -203,6 +204,10 @@ def merge_shards(
                 "the distributed extraction so every shard uses the same encoder"
             )
     provenance = _writer_provenance(ref)
+    target_store = FeatureStore(target) if Path(target).exists() else None
+    inference = _merged_inference(stores, target_store)
+    if inference is not None:
+        provenance["inference"] = inference
     layers = list(ref.layers)
     n_rows = sum(len(s) for s in stores)
     n_failed = 0
@@ -236,6 +241,28 @@ def merge_shards(
     )
 
 
+def _merged_inference(stores: Sequence[FeatureStore], target: FeatureStore | None
+                      ) -> dict[str, Any] | None:
+    """The ``inference`` provenance of a merge whose parts used different backends (None when
+    they agree). Mixing is allowed only when no part's check against torch failed."""
+    parts = [*stores, *([target] if target is not None and len(target) else [])]
+    records = [dict(s.provenance.get("inference") or {}) for s in parts]
+    backends = sorted({r.get("backend", "torch") for r in records})
+    if len(backends) <= 1:
+        return None
+    failed = [str(s.path) for s, r in zip(parts, records, strict=True)
+              if (r.get("check") or {}).get("passed") is False]
+    if failed:
+        raise StoreError(
+            f"cannot merge rows embedded with different backends ({', '.join(backends)}): the "
+            f"check against torch failed for {', '.join(failed)}; re-run the distributed "
+            "extraction with --backend torch (or delete the shard folder and re-run)"
+        )
+    logger.warning("merging rows embedded with %s: allowed, every onnxruntime part passed its "
+                   "check against torch", " and ".join(backends))
+    return {**records[0], "mixed_backends": backends}
+
+
 # --------------------------------------------------------------------------- shard task
 
 
@@ -260,6 +287,7 @@ def extract_shard(
         failed=dict(summary.failed),
         items_per_s=float(summary.items_per_s),
         seconds=float(summary.seconds),
+        backend=summary.backend,
     )
 
 
@@ -312,6 +340,7 @@ def run_extract_distributed(
     """
     import time
 
+    from extract.backends.export import default_onnx_cache
     from extract.encoders import encoder_modality, expected_store_key
     from extract.encoders.spec import base_name
     from extract.jobs import is_fitted_text_encoder
@@ -338,11 +367,13 @@ def run_extract_distributed(
     # Shards embed exactly `pending`: the limit is already applied and the bar is off. The
     # default decode-worker count (None) means 0 in a shard: forking DataLoader workers from
     # a threaded Dask worker copies other tasks' open (HDF5-locked) files into the children.
+    # The ONNX export cache is resolved here, so shards share it (not their shard folders).
     shard_options = dataclasses.replace(
         options,
         limit=None,
         progress=False,
         num_workers=0 if options.num_workers is None else options.num_workers,
+        onnx_cache=options.onnx_cache or default_onnx_cache(features_root),
     )
     client, owned = get_client(scheduler)
     try:

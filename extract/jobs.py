@@ -75,6 +75,8 @@ class Job(Protocol):
 
     def encode(self, inputs: Any) -> Encoded: ...
 
+    def sample(self, items: list[Any], k: int) -> Any: ...
+
     def describe_start(self, n_items: int, n_skipped: int, n_failed: int) -> str: ...
 
 
@@ -157,9 +159,24 @@ class ImageJob:
     def encode(self, inputs: Any) -> Encoded:
         return Encoded(self.encoder.encode(inputs, autocast=self.device.startswith("cuda")))
 
+    def sample(self, items: list[tuple[str, str]], k: int) -> Any:
+        """Up to ``k`` decoded images of ``items`` as one batch (None when none decodes)."""
+        import torch
+
+        from extract.preprocess import load_image
+
+        arrays = []
+        for _sid, path in items[: 4 * k]:
+            result = load_image(path, self.encoder.preprocess)
+            if result.ok:
+                arrays.append(result.array)
+            if len(arrays) == k:
+                break
+        return torch.from_numpy(np.stack(arrays)) if arrays else None
+
     def describe_start(self, n_items: int, n_skipped: int, n_failed: int) -> str:
         return (
-            f"embedding {n_items} images with {self.key} on {self.device} (batch "
+            f"embedding {n_items} images with {self.key} on {self.device}, {self.backend} (batch "
             f"{self.options.batch_size}, {decode_workers(self.options, n_items)} decode workers); "
             f"{n_skipped} already stored"
         )
@@ -230,10 +247,14 @@ class TextJob:
         result = self.encoder.encode(inputs)
         return Encoded({"X": np.asarray(result.X, dtype=np.float32)}, result.n_truncated)
 
+    def sample(self, items: list[str], k: int) -> list[str] | None:
+        """The texts of the first ``k`` pending reports (None when there are none)."""
+        return [self.by_id[s] for s in items[:k]] or None
+
     def describe_start(self, n_items: int, n_skipped: int, n_failed: int) -> str:
         masked = ", label terms masked" if self.spec.masked else ""
         return (
-            f"embedding {n_items} reports with {self.key} on {self.device} (mode "
+            f"embedding {n_items} reports with {self.key} on {self.device}, {self.backend} (mode "
             f"{self.spec.mode}{masked}); {n_skipped} already stored, {n_failed} empty"
         )
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from extract.backends import BACKENDS
 from pipeline.errors import ConfigError
 
 #: Report-derived text (``both``, ``findings``, ``impression``) and the clinical ``indication``
@@ -15,7 +16,8 @@ TEXT_MODES = ("both", "findings", "impression", "indication")
 
 # Fields that do not change what a run computes: left out of a Dask run's token so that a
 # repeated run with another progress/lock/flush setting resumes the same shards.
-_RUN_ONLY_FIELDS = ("limit", "progress", "lock_timeout", "flush_every", "rebuild")
+_RUN_ONLY_FIELDS = ("limit", "progress", "lock_timeout", "flush_every", "threads", "onnx_cache",
+                    "rebuild")
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,18 @@ class ExtractOptions:
     ``limit`` embeds only the first ``limit`` manifest rows. ``equalize`` applies histogram
     equalisation (its own store key, ``<name>+eq``). ``rebuild`` moves an existing store
     (e.g. a damaged one) to quarantine and embeds all rows.
+
+    ``backend``: ``auto`` (ONNX Runtime on CPU, torch on CUDA/MPS), ``torch`` or
+    ``onnxruntime`` (see :mod:`extract.backends`). ``threads``: the cores given to the run
+    (ONNX Runtime intra-op threads, and torch's when set; None = every core this process
+    may use). ``onnx_cache``: folder of exported graphs (None = ``<features_root>/../cache/onnx``).
     """
 
     batch_size: int = 32
     num_workers: int | None = None
     device: str = "auto"
+    backend: str = "auto"
+    threads: int | None = None
     text_mode: str = "both"
     mask_labels: bool = False
     equalize: bool = False
@@ -47,6 +56,7 @@ class ExtractOptions:
     flush_every: int = 1
     progress: bool | None = None
     channels_last: bool = True
+    onnx_cache: Path | None = None
     rebuild: bool = False
 
     def __post_init__(self) -> None:
@@ -59,6 +69,10 @@ class ExtractOptions:
             raise ConfigError(f"limit must be >= 0, got {self.limit}")
         if self.num_workers is not None and int(self.num_workers) < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
         if float(self.lock_timeout) < 0:
             raise ConfigError(f"lock_timeout must be >= 0 seconds, got {self.lock_timeout}")
         if self.text_mode not in TEXT_MODES:

@@ -32,6 +32,7 @@ from extract.summary import ExtractSummary, log_summary, progress_bar
 from extract.texts import manifest_label_mask, manifest_texts, select_text
 
 if TYPE_CHECKING:
+    from extract.backends.select import BackendChoice
     from pipeline.manifest import Manifest
     from pipeline.store import StoreWriter
 
@@ -97,7 +98,10 @@ def run_extract(
     job = build_job(manifest, encoder, options)
     warn_pretraining_overlap(manifest, job.provenance)
     path = store_path(features_root, manifest.name, job.key)
-    with StoreWriter(path, job.provenance, lock_timeout=options.lock_timeout,
+    choice = _choose_backend(job, ids, path, options, Path(features_root))
+    job.backend = choice.backend
+    provenance = {**job.provenance, "inference": choice.record()}
+    with StoreWriter(path, provenance, lock_timeout=options.lock_timeout,
                      rebuild=options.rebuild) as writer:
         done = writer.done_ids
         todo = [sid for sid in ids if sid not in done]
@@ -131,6 +135,36 @@ def run_extract(
     )
     log_summary(summary)
     return summary
+
+
+def _choose_backend(
+    job: Job, ids: list[str], path: Path, options: ExtractOptions, features_root: Path
+) -> BackendChoice:
+    """The backend for this run, checked on a few of its pending inputs before any is stored."""
+    from extract.backends.export import default_onnx_cache
+    from extract.backends.select import N_CHECK_INPUTS, select_backend
+    from pipeline.errors import StoreError
+    from pipeline.store import FeatureStore
+
+    done: set[str] = set()
+    stored = None
+    if path.exists():
+        try:
+            store = FeatureStore(path)
+        except StoreError:
+            store = None  # the writer reports it (or repairs it from its parts) below
+        if store is not None and len(store):
+            done = set(store.ids.tolist())
+            stored = dict(store.provenance.get("inference") or {})
+    preview, _ = job.items([sid for sid in ids if sid not in done][: 8 * N_CHECK_INPUTS])
+    return select_backend(
+        job,
+        requested=options.backend,
+        threads=options.threads,
+        sample=job.sample(preview, N_CHECK_INPUTS),
+        stored=stored,
+        cache_dir=options.onnx_cache or default_onnx_cache(features_root),
+    )
 
 
 def _batch_loop(

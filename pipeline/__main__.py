@@ -1,5 +1,5 @@
 """`python -m pipeline <verb>`."""
 
-from pipeline.cli import main
+from pipeline.cli import console
 
-raise SystemExit(main())
+console()

@@ -2,8 +2,10 @@
 
 Common options of :func:`build_manifest`: ``name``, ``label_rule`` (see
 :mod:`pipeline.labels`), ``frontal_only``, ``one_per_report``, ``drop_empty_text``,
-``allow_absolute_paths``, ``limit``, ``manifest_dir``, ``artifacts_root``. Every
-dropped row is counted by reason in ``manifest.meta['dropped']`` and logged.
+``allow_absolute_paths``, ``limit``, ``check_images``, ``drop_missing_images``,
+``manifest_dir``, ``artifacts_root``. Every dropped row is counted by reason in
+``manifest.meta['dropped']`` and listed with its id in ``<name>.dropped.csv`` next to the
+manifest (:data:`~pipeline.sources.base.DROPPED_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,20 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import ConfigError, ManifestError
+from pipeline.helpers import atomic_write
+from pipeline.image_check import ImageCheck, check_images, missing_images_message
 from pipeline.labels import LabelRule, apply_label_rule
-from pipeline.manifest import FRONTAL_VIEWS, Manifest, manifest_path, save_manifest
+from pipeline.manifest import (
+    FRONTAL_VIEWS,
+    Manifest,
+    dropped_path,
+    is_missing_label,
+    manifest_path,
+    save_manifest,
+    validate_frame,
+)
 from pipeline.sources import DATASET_FORMATS, SourceTable
+from pipeline.sources.base import DROPPED_COLUMNS, DroppedItem
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +49,12 @@ COMMON_OPTIONS = (
     "drop_empty_text",
     "allow_absolute_paths",
     "limit",
+    "check_images",
+    "drop_missing_images",
     "manifest_dir",
     "artifacts_root",
 )
+_EXAMPLES = 3  # ids per drop reason kept in the sidecar (and printed by `pipeline data`)
 
 
 @dataclass(frozen=True)
@@ -61,10 +77,37 @@ class LabelledRows:
     classes: tuple[str, ...]
 
 
-def _count_drop(dropped: Counter, reason: str, n: int) -> None:
-    if n:
-        dropped[reason] += int(n)
-        logger.info("dropped %d row(s): %s", n, reason)
+class DropLog:
+    """Every dropped item of one build: counts by reason (``meta['dropped']``) and one
+    ``(id, level, reason, detail)`` entry per dropped id (``<name>.dropped.csv``)."""
+
+    def __init__(self, counts: Mapping[str, int] = (), items: Iterable[DroppedItem] = ()) -> None:
+        self.counts: Counter = Counter(dict(counts))
+        self.items: list[DroppedItem] = list(items)
+
+    def rows(self, frame: pd.DataFrame, mask: pd.Series, reason: str,
+             detail: str | pd.Series = "") -> None:
+        """Drop-record the rows of ``frame`` where ``mask`` is true (``detail``: one text for
+        all, or a Series aligned with ``frame``)."""
+        n = int(mask.sum())
+        if n:
+            self.counts[reason] += n
+            ids = frame.loc[mask, "sample_id"].astype(str)
+            details = (detail[mask].astype(str) if isinstance(detail, pd.Series)
+                       else pd.Series(detail, index=ids.index))
+            self.items += [(sid, "row", reason, d) for sid, d in zip(ids, details, strict=True)]
+            logger.info("dropped %d row(s): %s", n, reason)
+
+    def examples(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for item_id, _, reason, _ in self.items:
+            ids = out.setdefault(reason, [])
+            if len(ids) < _EXAMPLES:
+                ids.append(item_id)
+        return dict(sorted(out.items()))
+
+    def to_csv(self) -> str:
+        return pd.DataFrame(self.items, columns=list(DROPPED_COLUMNS)).to_csv(index=False)
 
 
 def _check_options(
@@ -113,7 +156,7 @@ def parse_source(plan: BuildPlan) -> SourceTable:
     return table
 
 
-def keep_frontal(frame: pd.DataFrame, source: str, dropped: Counter, notes: list[str]) -> pd.DataFrame:
+def keep_frontal(frame: pd.DataFrame, source: str, drops: DropLog, notes: list[str]) -> pd.DataFrame:
     """``frontal_only``: keep PA/AP rows; without any view information, filter nothing and say so."""
     known = frame["view"] != ""
     if not known.any():
@@ -121,83 +164,152 @@ def keep_frontal(frame: pd.DataFrame, source: str, dropped: Counter, notes: list
         logger.warning(msg)
         notes.append(msg)
         return frame
-    _count_drop(dropped, "view_unknown", int((~known).sum()))
+    drops.rows(frame, ~known, "view_unknown")
     not_frontal = known & ~frame["view"].isin(FRONTAL_VIEWS)
-    _count_drop(dropped, "not_frontal", int(not_frontal.sum()))
+    drops.rows(frame, not_frontal, "not_frontal")
     return frame[known & ~not_frontal]
 
 
-def keep_one_per_report(frame: pd.DataFrame, dropped: Counter) -> pd.DataFrame:
+def keep_one_per_report(frame: pd.DataFrame, drops: DropLog) -> pd.DataFrame:
     """``one_per_report``: the first frontal image of each report, else its first image."""
     order = (~frame["view"].isin(FRONTAL_VIEWS)).astype(int)
     ranked = frame.assign(_rank=order.to_numpy(), _pos=range(len(frame))).sort_values(
         ["_rank", "_pos"], kind="stable"
     )
     keep = ~ranked.duplicated("report_id", keep="first") | (ranked["report_id"] == "")
-    _count_drop(dropped, "extra_image_of_report", int((~keep).sum()))
-    return ranked[keep].sort_values("_pos").drop(columns=["_rank", "_pos"])
+    keep = keep.reindex(frame.index)
+    drops.rows(frame, ~keep, "extra_image_of_report")
+    return frame[keep]
 
 
-def drop_empty_text(frame: pd.DataFrame, dropped: Counter) -> pd.DataFrame:
+def drop_empty_text(frame: pd.DataFrame, drops: DropLog) -> pd.DataFrame:
     """``drop_empty_text``: drop rows whose findings, impression and report text are all empty."""
     empty = (frame["findings"].str.strip() == "") & (frame["impression"].str.strip() == "")
     empty &= frame["report_text"].str.strip() == ""
-    _count_drop(dropped, "empty_text", int(empty.sum()))
+    drops.rows(frame, empty, "empty_text")
     return frame[~empty]
 
 
 def filter_rows(
-    frame: pd.DataFrame, plan: BuildPlan, dropped: Counter, notes: list[str]
+    frame: pd.DataFrame, plan: BuildPlan, drops: DropLog, notes: list[str]
 ) -> pd.DataFrame:
     """Step 3: the common row filters, in this order: frontal only, one per report, empty text."""
     if plan.options.get("frontal_only"):
-        frame = keep_frontal(frame, plan.source, dropped, notes)
+        frame = keep_frontal(frame, plan.source, drops, notes)
     if plan.options.get("one_per_report"):
-        frame = keep_one_per_report(frame, dropped)
+        frame = keep_one_per_report(frame, drops)
     if plan.options.get("drop_empty_text"):
-        frame = drop_empty_text(frame, dropped)
+        frame = drop_empty_text(frame, drops)
     return frame
 
 
+def _label_column(frame: pd.DataFrame, plan: BuildPlan, drops: DropLog) -> pd.DataFrame:
+    """The table's own ``label`` column: empty and NaN-like cells ('NaN', 'nan', 'NA', ...) are
+    missing labels, dropped as ``label:missing`` (the raw cell in the detail), never a class."""
+    unlabeled = frame["label"].map(is_missing_label).astype(bool)
+    if unlabeled.all():
+        raise ConfigError(
+            f"dataset {plan.name!r} has no labels (every 'label' cell is empty or NaN-like): pass "
+            f"label_rule=... (e.g. 'normal_vs_abnormal') or fill the 'label' column."
+        )
+    drops.rows(frame, unlabeled, "label:missing", "label cell " + frame["label"].map(repr))
+    return frame[~unlabeled]
+
+
+def _top_k_note(rule: LabelRule, classes: tuple[str, ...], frame: pd.DataFrame,
+                multiple: pd.Series, kept_rows: pd.Series, plan: BuildPlan) -> str:
+    kept = sorted(set(frame.loc[kept_rows, "label"]) & set(classes))
+    n_reports = frame.loc[multiple, "report_id"].nunique()
+    per_finding = " ; ".join(
+        f"--name {plan.name}-{c} --label-rule finding_vs_rest:{c}" for c in classes
+    )
+    return (
+        f"{rule.spec} is single-label: {int(multiple.sum())} rows ({n_reports} reports/studies) with "
+        f"more than one of the {len(classes)} classes ({', '.join(classes)}) were dropped as "
+        f"label:multiple_top_k_findings, and {len(kept)} of the {len(classes)} classes remain "
+        f"({', '.join(kept) or 'none'}). For the multi-label question build one binary task per "
+        f"finding: `pipeline data {plan.source} ...` once with each of: {per_finding}."
+    )
+
+
 def assign_labels(
-    frame: pd.DataFrame, plan: BuildPlan, table: SourceTable, dropped: Counter
+    frame: pd.DataFrame, plan: BuildPlan, table: SourceTable, drops: DropLog, notes: list[str]
 ) -> LabelledRows:
     """Step 4: labels from the label rule (option or the source's default), else the ``label``
-    column; rows without a label are dropped and counted by reason."""
+    column; rows without a label are dropped and counted by reason. A source's uncertain
+    findings (``uncertain_tags``) enter the rule under its ``uncertain_policy``."""
     rule_spec = plan.options.get("label_rule", table.default_label_rule)
     rule = LabelRule.from_spec(rule_spec) if rule_spec else None
-    if rule is not None:
-        assign = apply_label_rule(rule, frame["tags"].tolist())
+    if rule is None:
+        frame = _label_column(frame, plan, drops)
+        classes: tuple[str, ...] = tuple(sorted(frame["label"].unique()))
+    else:
+        uncertain = None
+        if table.uncertain_policy in ("zeros", "ignore") and "uncertain_tags" in frame.columns:
+            uncertain = frame["uncertain_tags"].tolist()
+        assign = apply_label_rule(rule, frame["tags"].tolist(), uncertain=uncertain,
+                                  policy=table.uncertain_policy or "zeros")
         frame = frame.assign(
             label=[lab or "" for lab in assign.labels], label_source=table.label_source
         )
-        for reason, n in assign.dropped.items():
-            _count_drop(dropped, f"label:{reason}", n)
-        frame = frame[list(assign.kept)]
+        reasons = pd.Series(assign.reasons, index=frame.index, dtype=object)
+        for reason in assign.dropped:
+            drops.rows(frame, reasons == reason, f"label:{reason}", rule.spec)
+        kept = pd.Series(assign.kept, index=frame.index)
+        if rule.name == "top_k_multiclass" and assign.dropped.get("multiple_top_k_findings"):
+            msg = _top_k_note(rule, assign.classes, frame, reasons == "multiple_top_k_findings",
+                              kept, plan)
+            logger.warning(msg)
+            notes.append(msg)
+        frame = frame[kept]
         classes = assign.classes
-    else:
-        unlabeled = frame["label"].astype(str).str.strip() == ""
-        if unlabeled.all():
-            raise ConfigError(
-                f"dataset {plan.name!r} has no labels: pass label_rule=... (e.g. 'normal_vs_abnormal') or "
-                f"fill the 'label' column."
-            )
-        _count_drop(dropped, "label:missing", int(unlabeled.sum()))
-        frame = frame[~unlabeled]
-        classes = tuple(sorted(frame["label"].unique()))
     frame = frame.reset_index(drop=True)
     if frame.empty:
         raise ManifestError(
-            f"dataset {plan.name!r}: no rows left after filtering (dropped: {dict(dropped)}); relax the "
-            f"options or check the source data."
+            f"dataset {plan.name!r}: no rows left after filtering (dropped: {dict(drops.counts)}); relax "
+            f"the options or check the source data."
         )
     if table.view_override is not None:
         frame["view"] = table.view_override
     return LabelledRows(frame, rule, tuple(classes))
 
 
+def verify_images(
+    rows: LabelledRows, plan: BuildPlan, table: SourceTable, drops: DropLog, notes: list[str]
+) -> tuple[LabelledRows, ImageCheck | None]:
+    """Step 5: stat every kept row's image under the image root. Almost none found (a wrong
+    root): exit 2 for image releases, a warning for ``optional`` sources. Some missing: kept
+    (extract lists them as failed) or dropped with ``drop_missing_images``."""
+    if table.images == "generated" or not plan.options.get("check_images", True):
+        return rows, None
+    frame = rows.frame
+    check = check_images(frame["sample_id"].tolist(), frame["image_path"].tolist(), table.image_root)
+    logger.info("images: %d of %d found under %s (%.1fs)", check.found, check.checked,
+                table.image_root, check.seconds)
+    if not check.missing:
+        return rows, check
+    if check.almost_none_found:
+        msg = missing_images_message(check, where=f"dataset {plan.name!r}", hint=table.image_hint)
+        if table.images == "required":
+            raise ManifestError(msg)
+        logger.warning(msg)
+        notes.append(msg)
+        return rows, check
+    missing = frame["sample_id"].isin(set(check.missing_ids))
+    if plan.options.get("drop_missing_images"):
+        drops.rows(frame, missing, "image_missing", str(table.image_root))
+        frame = frame[~missing].reset_index(drop=True)
+        return LabelledRows(frame, rows.rule, rows.classes), check
+    msg = (f"{check.missing} of {check.checked} images are missing under {str(table.image_root)!r} "
+           f"(e.g. {check.missing_paths[0]}); the rows are kept and extract will list them as failed "
+           f"(pass --drop-missing-images to drop them)")
+    logger.warning(msg)
+    notes.append(msg + ".")
+    return rows, check
+
+
 def manifest_meta(
-    plan: BuildPlan, table: SourceTable, rows: LabelledRows, dropped: Counter, notes: list[str]
+    plan: BuildPlan, table: SourceTable, rows: LabelledRows, drops: DropLog, notes: list[str]
 ) -> dict[str, Any]:
     """The sidecar content of the built manifest (counts, rule, provenance of the build)."""
     frame = rows.frame
@@ -210,7 +322,9 @@ def manifest_meta(
         "allow_absolute_paths": bool(plan.options.get("allow_absolute_paths", False)),
         "n_rows": len(frame),
         "n_patients": int(frame["patient_id"].nunique()),
-        "dropped": dict(sorted(dropped.items())),
+        "dropped": dict(sorted(drops.counts.items())),
+        "dropped_file": dropped_path(manifest_path(plan.name, plan.manifest_dir)).name,
+        "dropped_examples": drops.examples(),
         "notes": notes,
         **dict(table.extra_meta),
         "build": {
@@ -226,28 +340,38 @@ def manifest_meta(
 
 def build_manifest(source: str, **options: Any) -> Manifest:
     """Build the manifest of ``source`` (a registered dataset format), write
-    ``<manifest_dir>/<name>.csv`` + ``.json`` and return it.
+    ``<manifest_dir>/<name>.csv`` + ``.json`` + ``.dropped.csv`` and return it.
 
     Common options: ``name`` (default ``source``), ``label_rule`` (spec or
     :class:`LabelRule`; default per format), ``frontal_only``, ``one_per_report``
     (first image per report, frontal preferred when views are known),
-    ``drop_empty_text``, ``allow_absolute_paths``, ``limit`` (first N reports/rows),
-    ``manifest_dir`` (default ``<artifacts_root>/manifests``), ``artifacts_root``.
+    ``drop_empty_text``, ``allow_absolute_paths``, ``limit`` (first N reports; rows for
+    ``csv``), ``check_images`` (default True), ``drop_missing_images``, ``manifest_dir``
+    (default ``<artifacts_root>/manifests``), ``artifacts_root``.
     """
     t0 = time.perf_counter()
     plan = plan_build(source, options)
     table = parse_source(plan)
-    dropped: Counter = Counter(table.dropped)
+    drops = DropLog(table.dropped, table.dropped_items)
     notes = list(table.notes)
-    frame = filter_rows(table.frame.copy(), plan, dropped, notes)
-    rows = assign_labels(frame, plan, table, dropped)
-    meta = manifest_meta(plan, table, rows, dropped, notes)
-    Manifest(plan.name, rows.frame, table.image_root, meta)  # validate before side effects
+    frame = filter_rows(table.frame.copy(), plan, drops, notes)
+    rows = assign_labels(frame, plan, table, drops, notes)
+    allow_abs = bool(plan.options.get("allow_absolute_paths", False))
+    validate_frame(rows.frame, where=f"manifest {plan.name!r}", allow_absolute_paths=allow_abs)
+    rows, check = verify_images(rows, plan, table, drops, notes)
+    meta = manifest_meta(plan, table, rows, drops, notes)
+    if check is not None:
+        meta["image_check"] = check.summary()
+    if "split" in rows.frame.columns:  # e.g. MIMIC's official train/validate/test split
+        counts = Counter(s or "(none)" for s in rows.frame["split"])
+        meta["split_counts"] = dict(sorted(counts.items()))
     if table.finalize is not None:
         meta.update(table.finalize(rows.frame))
     meta["build"]["seconds"] = round(time.perf_counter() - t0, 2)
     manifest = Manifest(plan.name, rows.frame, table.image_root, meta)
-    save_manifest(manifest, manifest_path(plan.name, plan.manifest_dir))
+    csv_path = manifest_path(plan.name, plan.manifest_dir)
+    atomic_write(dropped_path(csv_path), drops.to_csv())
+    save_manifest(manifest, csv_path)
     logger.info(
         "manifest %s: %d rows, labels %s, dropped %s",
         plan.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from pipeline.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USER_ERROR,
+    UNCLOSABLE_HDF5,
     ConfigError,
     PipelineError,
     is_os_fault,
@@ -66,11 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="dataset format: openi_demo | openi | mimic_cxr | csv")
     p.add_argument("--name", help="dataset name (default: the format name)")
     p.add_argument("--reports", type=Path, help="openi/openi_demo: NLMCXR_reports folder or .tgz")
-    p.add_argument("--image-root", type=Path, help="image folder (e.g. NLMCXR_png, or MIMIC-CXR-JPG files/)")
-    p.add_argument("--view-csv", type=Path, help="openi: per-image view table (enables --frontal-only)")
-    p.add_argument("--metadata-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv")
-    p.add_argument("--labels-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv")
-    p.add_argument("--reports-dir", type=Path, help="mimic_cxr: folder of report .txt files")
+    p.add_argument("--image-root", type=Path,
+                   help="folder the image paths are relative to: openi: NLMCXR_png; mimic_cxr: the "
+                        "MIMIC-CXR-JPG release folder that CONTAINS files/ (not files/ itself)")
+    p.add_argument("--view-csv", help="openi: per-image view table (default: the one shipped with "
+                                      "torchxrayvision; 'none' for no views)")
+    p.add_argument("--metadata-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-metadata.csv(.gz)")
+    p.add_argument("--labels-csv", type=Path, help="mimic_cxr: mimic-cxr-2.0.0-chexpert.csv(.gz)")
+    p.add_argument("--reports-dir", type=Path,
+                   help="mimic_cxr: the folder that contains files/pNN/pNNNNNNNN/sNNNNNNNN.txt (mimic-cxr-reports)")
+    p.add_argument("--uncertain", help="mimic_cxr: CheXpert -1 policy: zeros (U-Zeros, default) | "
+                                       "ones (U-Ones) | ignore (U-Ignore)")
+    p.add_argument("--split", choices=["official"],
+                   help="mimic_cxr: record the release's train/validate/test split in a 'split' column")
+    p.add_argument("--split-csv", type=Path,
+                   help="mimic_cxr: the split file (default: mimic-cxr-2.0.0-split.csv.gz next to --metadata-csv)")
     p.add_argument("--path", type=Path, help="csv: the manifest-shaped CSV file")
     p.add_argument("--label-rule", default=None,
                    help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:k=4")
@@ -78,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--one-per-report", action="store_true", help="keep one image per report (frontal first)")
     p.add_argument("--drop-empty-text", action="store_true", help="drop reports with empty findings+impression")
     p.add_argument("--allow-absolute-paths", action="store_true", help="allow image paths outside the image root")
-    p.add_argument("--limit", type=int, help="only the first N reports (quick trials)")
+    p.add_argument("--skip-image-check", dest="check_images", action="store_false",
+                   help="do not check that the images exist (a text-only manifest)")
+    p.add_argument("--drop-missing-images", action="store_true",
+                   help="drop rows whose image file is missing (default: keep them; extract lists them)")
+    p.add_argument("--limit", type=int,
+                   help="only the first N reports (openi: report files, mimic_cxr: studies; csv: rows)")
     _add_common(p)
 
     p = verbs.add_parser("extract", help="embed images/reports of a manifest into HDF5 stores")
@@ -91,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: min(4, cpus))")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="inference backend (default auto: ONNX Runtime on CPU, checked against torch; torch on GPUs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU cores for inference (default: all cores this process may use)")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--equalize", action="store_true", help="histogram-equalise images (its own store key, <name>+eq)")
     p.add_argument("--allow-download", action="store_true",
@@ -146,6 +167,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the modality-shuffle test (it refits the best fused cell on 5 folds)")
     _add_common(p)
 
+    p = verbs.add_parser("fit-final", help="fit a chosen cell on all labelled samples; write a model bundle")
+    p.add_argument("--config", type=Path, required=True, help="experiment TOML whose results hold the cell")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--cell", help="cell label (feature_set/fusion/sampler/classifier) or cell key")
+    which.add_argument("--best", action="store_true", help="the stored cell with the best mean --metric")
+    p.add_argument("--metric", default="roc_auc", help="metric for --best (default roc_auc)")
+    p.add_argument("--feature-set", help="with --best: only cells of this feature set (e.g. fused)")
+    p.add_argument("--name", help="bundle name (default <experiment>-<cell label with '-'>)")
+    p.add_argument("--threshold", default=None,
+                   help="decision rule: argmax (default) | a probability | max_f1 | youden | "
+                        "sensitivity=0.90 (chosen on the cell's out-of-fold predictions)")
+    p.add_argument("--exclude-manifest", type=Path,
+                   help="leave the samples and patients of this manifest out of the fit (a held-out slice)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle of the same name")
+    _add_common(p)
+
+    p = verbs.add_parser("predict", help="apply a model bundle to a (new) manifest")
+    p.add_argument("--model", type=Path, required=True, help="bundle folder, e.g. artifacts/models/<name>")
+    p.add_argument("--manifest", type=Path, required=True, help="manifest CSV of the samples to predict")
+    p.add_argument("--out", type=Path, help="predictions CSV (default artifacts/predictions/<model>/<dataset>.csv)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-workers", type=int, default=None, help="image decoding workers")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for metric CIs (0: none)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for a store lock")
+    _add_common(p)
+
     p = verbs.add_parser("compare", help="compare two saved benchmark runs cell by cell")
     p.add_argument("run_a", type=Path)
     p.add_argument("run_b", type=Path)
@@ -192,6 +241,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def console() -> None:
+    """Entry point of ``python -m pipeline`` and ``cxr-pipeline``: exit with :func:`main`'s code.
+
+    After an HDF5 write that the system refused, the process ends with ``os._exit`` once its
+    output is flushed: HDF5 would crash tearing down that file (see ``UNCLOSABLE_HDF5``).
+    """
+    code = main()
+    if UNCLOSABLE_HDF5:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _log_file_note(log_file: Path | None) -> None:
     if log_file is not None:
         log.info("log file: %s", log_file)
@@ -202,16 +266,29 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from pipeline.build import build_manifest
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
-             "path", "label_rule", "frontal_only", "one_per_report", "drop_empty_text",
-             "allow_absolute_paths", "limit")
+             "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
+             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit")
     options = {k: getattr(args, k) for k in names if getattr(args, k) not in (None, False)}
+    if not args.check_images:
+        options["check_images"] = False
     manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
     meta = manifest.meta
     print(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
     print(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
           + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
+    if meta.get("chexpert_values"):
+        print(f"  CheXpert cells ({meta['uncertain_policy']}): "
+              + ", ".join(f"{k}={v}" for k, v in meta["chexpert_values"].items()))
+    if meta.get("image_check"):
+        check = meta["image_check"]
+        print(f"  images: {check['found']} of {check['checked']} found ({check['seconds']}s)")
+    examples, studies = meta.get("dropped_examples", {}), meta.get("dropped_studies", {})
     for reason, n in meta["dropped"].items():
-        print(f"  dropped {n:>6}  {reason}")
+        extra = [f"{studies[reason]} studies"] if reason in studies else []
+        extra += [f"e.g. {', '.join(examples[reason])}"] if examples.get(reason) else []
+        print(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
+    if meta.get("dropped_file"):
+        print(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
     for note in meta.get("notes", []):
         print(f"  note: {note}")
     return EXIT_OK
@@ -288,17 +365,21 @@ def _cmd_tabular(args: argparse.Namespace) -> int:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from classify.ablation import ablation_table
+    from classify.analysis import best_and_equivalent, calibration_of, tuning_of
     from classify.benchmark import run_benchmark
     from classify.experiment import load_experiment
     from classify.stats import compare_within_feature_sets
     from classify.tables import ablation_table as render_ablation
-    from classify.tables import comparison_table, render_benchmark
+    from classify.tables import choice_summary, comparison_table, render_benchmark, tuning_table
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
     print(render_benchmark(result))
     if not result.dry_run and result.cells:
-        for comparison in compare_within_feature_sets(result, args.metric):
+        eq = experiment.equivalence
+        for comparison in compare_within_feature_sets(
+                result, args.metric, rope=eq.rope_for(args.metric),
+                decision_probability=eq.decision_probability):
             print("\n" + comparison_table(comparison))
         ablation = ablation_table(result)
         print("\n" + render_ablation(ablation, args.metric))
@@ -307,6 +388,14 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
             print("\n" + render_subset_ablation(ablation.subsets, args.metric,
                                                  result.split.test_train_ratio))
+        best = best_and_equivalent(result, args.metric, eq)
+        calibration = calibration_of(result, [best.best]) if best is not None else ()
+        tuned = tuning_table(tuning_of(result, args.metric, eq))
+        if tuned:
+            print("\n" + tuned)
+        summary = choice_summary(best, calibration[0] if calibration else None)
+        if summary:
+            print("\n" + summary)
     if experiment.imbalance is not None and not args.dry_run:
         from classify.imbalance import render_sweep, run_prevalence_sweep
 
@@ -337,7 +426,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "manifest_notes": manifest.meta.get("notes", []),
         "command": " ".join(sys.argv),
     }
-    analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"])
+    analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"],
+                                 metric=args.metric, equivalence=experiment.equivalence)
     from classify.report_inputs import add_context
 
     analysis = add_context(analysis, experiment)  # the stored prevalence sweep, indication audit
@@ -350,6 +440,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for kind, path in paths.items():
         print(f"{kind:>12}: {path}")
     return EXIT_OK
+
+
+def _cmd_fit_final(args: argparse.Namespace) -> int:
+    from classify.bundle.final import fit_final
+    from classify.bundle.render import render_fit_final
+    from classify.experiment import load_experiment
+
+    experiment = load_experiment(args.config, artifacts=args.artifacts)
+    fit = fit_final(experiment, cell=args.cell, best=args.best, metric=args.metric,
+                    feature_set=args.feature_set, name=args.name, threshold=args.threshold,
+                    exclude_manifest=args.exclude_manifest, models_root=args.artifacts / "models",
+                    overwrite=args.force)
+    print(render_fit_final(fit))
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from classify.bundle.io import load_bundle
+    from classify.bundle.predict import run_predict
+    from classify.bundle.render import render_prediction
+    from extract.reproduce import extract_like
+    from pipeline.manifest import load_manifest
+
+    bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
+    manifest = load_manifest(args.manifest)
+    features = args.artifacts / "features"
+
+    def build_store(requirement) -> Path:  # classify never imports extract: wired here
+        summary = extract_like(
+            manifest, requirement.to_dict(), features, batch_size=args.batch_size,
+            num_workers=args.num_workers, device=args.device, lock_timeout=args.lock_timeout,
+            progress=False if args.no_progress else None,
+        )
+        print(summary.render())
+        return summary.store
+
+    out = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
+    result = run_predict(bundle, manifest, features_root=features, build_store=build_store,
+                         out=out, n_boot=args.bootstrap)
+    print(render_prediction(result))
+    return EXIT_PARTIAL if result.failed else EXIT_OK
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -424,10 +555,12 @@ _VERBS = {
     "tabular": _cmd_tabular,
     "classify": _cmd_classify,
     "report": _cmd_report,
+    "fit-final": _cmd_fit_final,
+    "predict": _cmd_predict,
     "compare": _cmd_compare,
     "list": _cmd_list,
     "verify": _cmd_verify,
 }
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

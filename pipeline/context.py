@@ -103,6 +103,14 @@ def openi_context_frame(frame: pd.DataFrame) -> pd.DataFrame:
             raise ManifestError(
                 f"the manifest has no {col!r} column (it was built before the clinical context "
                 "was parsed); rebuild it with `pipeline data` (same arguments)")
+    empty = [(frame[c].fillna("").astype(str).str.strip() == "").all()
+             for c in ("indication", "comparison")]
+    if all(empty):
+        raise ManifestError(
+            "the manifest has no INDICATION or COMPARISON text in any row (a source without "
+            "these sections, or a manifest built before they were parsed); rebuild it with "
+            "`pipeline data` (same arguments), or use a table of your own (`pipeline import "
+            "--kind tabular`)")
     rows = []
     for sid, ind, comp in zip(frame["sample_id"], frame["indication"].fillna(""),
                               frame["comparison"].fillna(""), strict=True):

@@ -68,6 +68,9 @@ class StorageError(PipelineError, OSError):
     """The operating system refused a read or write (permissions, read-only or full disk,
     a missing folder). The message names the path, the operation and the fix."""
 
+    def __str__(self) -> str:  # OSError would print "[Errno N] None: 'path'" instead
+        return str(self.args[0]) if self.args else ""
+
 _FIXES = {
     errno.EACCES: "give this user access to it (e.g. `chmod u+rwX` on the folder) or point "
                   "--artifacts at a folder you can write",
@@ -137,3 +140,14 @@ def os_faults(operation: str, path: object | None = None) -> Iterator[None]:
         if not is_os_fault(exc):
             raise
         raise storage_error(exc, operation, path) from exc
+
+
+# h5py cannot close a file whose write failed (a full disk, a size limit): freeing its objects,
+# or the interpreter's teardown, then crashes with SIGSEGV (h5py issues #914 and #1120). The
+# objects of such a write are kept here, never freed, and `pipeline.cli.console` ends the
+# process with os._exit after flushing its output, so the exit code stays 2.
+UNCLOSABLE_HDF5: list[BaseException] = []
+
+
+class BundleError(PipelineError, ValueError):
+    """A model bundle is missing, modified, made by a newer schema, or holds untrusted types."""

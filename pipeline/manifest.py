@@ -1,8 +1,10 @@
 """The manifest: its schema, the validated ``Manifest`` table, and CSV + JSON sidecar load/save.
 
 A manifest is ``<manifest_dir>/<name>.csv`` plus a sidecar ``<name>.json`` (image_root,
-label rule, label source, dropped-row counts, notes). Columns are :data:`MANIFEST_COLUMNS`;
-sources may add extra columns after them (OpenI adds ``mesh_major``/``mesh_automatic``).
+label rule, label source, dropped-row counts, notes, ``schema_version``). Columns are
+:data:`MANIFEST_COLUMNS`; sources may add extra columns after them (OpenI adds
+``mesh_major``/``mesh_automatic``). ``report_text`` is findings + impression (the read);
+``indication`` and ``comparison`` are written before the read (:data:`CONTEXT_COLUMNS`).
 Labels live here, never in a feature store. Manifests are built by
 :func:`pipeline.build.build_manifest` from a registered source (:mod:`pipeline.sources`).
 """
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,7 +29,8 @@ from pipeline.labels import LabelRule
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_SCHEMA_VERSION = 1
+#: 2: the ``indication`` and ``comparison`` columns (schema 1 manifests must be rebuilt).
+MANIFEST_SCHEMA_VERSION = 2
 MANIFEST_COLUMNS = (
     "sample_id",
     "patient_id",
@@ -35,15 +39,31 @@ MANIFEST_COLUMNS = (
     "findings",
     "impression",
     "report_text",
+    "indication",
+    "comparison",
     "tags",
     "label",
     "label_source",
     "view",
 )
 FRONTAL_VIEWS = frozenset({"PA", "AP"})
-TEXT_MODES = ("both", "findings", "impression", "indication")
+#: Text written before the read (the exam's clinical question and prior exams): the
+#: non-leaking context. A table built in memory without these columns gets them empty.
+CONTEXT_COLUMNS = ("indication", "comparison")
+TEXT_MODES = ("both", "findings", "impression", "indication", "comparison")
+#: Label (and tag) cells that mean "no label": empty and the usual NaN spellings, compared
+#: stripped and case-insensitively. Such rows are dropped as ``label:missing``, never a class.
+MISSING_LABEL_VALUES = frozenset({"", "nan", "-nan", "na", "n/a", "#n/a", "<na>", "null"})
 _TEXT_COLUMN = {"both": "report_text", "findings": "findings", "impression": "impression",
-                "indication": "indication"}
+                "indication": "indication", "comparison": "comparison"}
+
+
+def is_missing_label(value: Any) -> bool:
+    """True for a label cell that holds no label: None, float NaN, '' or a NaN spelling
+    (:data:`MISSING_LABEL_VALUES`: 'NaN', 'nan', 'NA', 'N/A', 'null', ...)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    return str(value).strip().lower() in MISSING_LABEL_VALUES
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,10 @@ class Manifest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_root", Path(self.image_root))
         object.__setattr__(self, "meta", dict(self.meta))
+        if isinstance(self.frame, pd.DataFrame):
+            absent = {c: "" for c in CONTEXT_COLUMNS if c not in self.frame.columns}
+            if absent:
+                object.__setattr__(self, "frame", self.frame.assign(**absent))
         validate_frame(
             self.frame,
             where=f"manifest {self.name!r}",
@@ -111,16 +135,11 @@ class Manifest:
         return [self.image_file(sid) for sid in self.frame["sample_id"]]
 
     def text(self, mode: str = "both") -> pd.Series:
-        """Text per sample id: ``'both'`` (report_text), ``'findings'``, ``'impression'``, or the
-        pre-read ``'indication'`` (ManifestError when the manifest predates that column)."""
+        """Text per sample id: ``'both'`` (report_text = findings + impression), ``'findings'``,
+        ``'impression'``, or the pre-read context ``'indication'`` / ``'comparison'``."""
         column = _TEXT_COLUMN.get(mode)
         if column is None:
             raise ConfigError(f"text mode {mode!r} is invalid; use one of {', '.join(TEXT_MODES)}.")
-        if column not in self.frame.columns:
-            raise ManifestError(
-                f"manifest {self.name!r} has no {column!r} column (it was built before the "
-                f"clinical context was parsed); rebuild it with `pipeline data`."
-            )
         return pd.Series(self.frame[column].to_numpy(), index=self.frame["sample_id"], name=column)
 
     @property
@@ -141,6 +160,9 @@ def _resolve_image_path(rel: str, root: Path, allow_absolute: bool, sample_id: s
         )
     path = Path(rel)
     return path if path.is_absolute() else Path(os.path.normpath(root / path))
+
+
+_SUSPECT_PATH = r"^(?:[/\\]|[A-Za-z]:)|(?:^|[/\\])\.\.(?:[/\\]|$)"
 
 
 def _path_problem(rel: str, allow_absolute: bool) -> str | None:
@@ -188,7 +210,10 @@ def validate_frame(frame: pd.DataFrame, *, where: str, allow_absolute_paths: boo
             f"(e.g. one row per image, or append the image name to the id)."
         )
     bad = []
-    for sid, rel in zip(ids, frame["image_path"].astype(str), strict=True):
+    paths = frame["image_path"].astype(str)
+    # only a path that starts at a root/drive or has a '..' part can be a problem (fast pre-filter)
+    suspect = paths.str.contains(_SUSPECT_PATH, regex=True) if not allow_absolute_paths else paths == ""
+    for sid, rel in zip(ids[suspect], paths[suspect], strict=True):
         problem = _path_problem(rel, allow_absolute_paths)
         if problem:
             bad.append(f"{sid!r} ({rel!r} {problem})")
@@ -209,6 +234,12 @@ def manifest_path(name: str, manifest_dir: str | Path = "artifacts/manifests") -
 
 def _sidecar(csv_path: Path) -> Path:
     return csv_path.with_suffix(".json")
+
+
+def dropped_path(csv_path: str | Path) -> Path:
+    """``<name>.dropped.csv`` next to manifest ``<name>.csv``: every dropped id with its reason."""
+    csv_path = Path(csv_path)
+    return csv_path.with_name(f"{csv_path.stem}.dropped.csv")
 
 
 def save_manifest(manifest: Manifest, csv_path: str | Path) -> Path:
@@ -269,11 +300,7 @@ def load_manifest(path: str | Path) -> Manifest:
             raise ManifestError(
                 f"manifest sidecar {str(side)!r} is not valid JSON ({exc}); rebuild it."
             ) from exc
-        if int(meta.get("schema_version", 1)) > MANIFEST_SCHEMA_VERSION:
-            raise ManifestError(
-                f"manifest {str(side)!r} has schema_version {meta['schema_version']}, newer than this "
-                f"code ({MANIFEST_SCHEMA_VERSION}); upgrade the pipeline."
-            )
+        _check_schema(meta, side)
         root = Path(str(meta.get("image_root", ".")))
         image_root = root if root.is_absolute() else Path(os.path.normpath(csv_path.parent / root))
     else:
@@ -284,6 +311,46 @@ def load_manifest(path: str | Path) -> Manifest:
     name = str(meta.pop("name", csv_path.stem))
     meta.pop("image_root", None)
     return Manifest(name, frame, image_root, meta)
+
+
+def rebuild_command(meta: Mapping[str, Any]) -> str:
+    """The ``pipeline data ...`` command that rebuilds a manifest, from its sidecar's ``build``."""
+    build = meta.get("build") or {}
+    args = ["pipeline", "data", str(build.get("source") or "<format>")]
+    for key, value in sorted((build.get("options") or {}).items()):
+        if key == "manifest_dir" or value in (None, False):
+            continue
+        if key == "artifacts_root":
+            args += ["--artifacts", str(value)]
+        elif key == "check_images":
+            continue
+        elif value is True:
+            args.append("--" + key.replace("_", "-"))
+        else:
+            args += ["--" + key.replace("_", "-"), str(value)]
+    return " ".join(args)
+
+
+def _check_schema(meta: Mapping[str, Any], side: Path) -> None:
+    raw = meta.get("schema_version", 1)
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        raise ManifestError(
+            f"manifest sidecar {str(side)!r} has schema_version {raw!r}, not an integer; rebuild it "
+            f"with `{rebuild_command(meta)}`."
+        ) from None
+    if version > MANIFEST_SCHEMA_VERSION:
+        raise ManifestError(
+            f"manifest {str(side)!r} has schema_version {version}, newer than this code "
+            f"({MANIFEST_SCHEMA_VERSION}); upgrade the pipeline."
+        )
+    if version < MANIFEST_SCHEMA_VERSION:
+        raise ConfigError(
+            f"manifest {str(side.with_suffix('.csv'))!r} was built with manifest schema {version}; this "
+            f"code needs schema {MANIFEST_SCHEMA_VERSION} (it adds the {' and '.join(CONTEXT_COLUMNS)} "
+            f"columns). Rebuild it: `{rebuild_command(meta)}`."
+        )
 
 
 def load_manifest_meta(path: str | Path) -> dict[str, Any]:

@@ -12,12 +12,12 @@ Usage::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pipeline.errors import UnknownNameError
+from pipeline.helpers import did_you_mean
 
 T = TypeVar("T")
 
@@ -78,7 +78,6 @@ class Registry(Generic[T]):
         return len(self._entries)
 
     def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(str(name), self._entries, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self._entries)
         valid = ", ".join(self.names()) or "(none registered)"
         return f"unknown {self.kind} {name!r}.{hint} Valid names: {valid}."

@@ -42,9 +42,9 @@ Readers always select rows by sample id, never by position.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Sequence
@@ -63,7 +63,7 @@ from pipeline.errors import (
     os_faults,
     storage_error,
 )
-from pipeline.helpers import fsync_dir, fsync_file
+from pipeline.helpers import atomic_write
 from pipeline.quarantine import QUARANTINE, move_aside
 from pipeline.store_check import check_header, check_structure, rebuild_fix, verify_content
 from pipeline.store_format import (
@@ -411,37 +411,34 @@ class StoreWriter:
             self._failed[str(sample_id)] = str(reason)
 
     def flush(self) -> None:
-        """Make everything added so far durable as one atomic part file."""
+        """Make everything added so far durable as one atomic part file.
+
+        The part is built in memory and written with plain file I/O (``atomic_write``), so a
+        full disk raises a clean OSError instead of leaving HDF5 with a file it cannot close.
+        """
         if not self._buffer_ids and not self._failed:
             return
-        parts = parts_dir(self.path)
         self._part_seq += 1
         name = f"part-{os.getpid()}-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{self._part_seq:06d}.h5"
-        final = parts / name
-        tmp = parts / (name + ".tmp")
-        dim = int(self.provenance["dim"])
-        try:
-            with os_faults("write a part file of the feature store", final):
-                parts.mkdir(parents=True, exist_ok=True)
-                with h5py.File(tmp, "w") as f:
-                    f.attrs["provenance_json"] = canonical(compat_view(self.provenance))
-                    str_dataset(f, "ids", self._buffer_ids)
-                    for key in (MAIN, *self.provenance["layers"]):
-                        rows = self._buffer.get(key, [])
-                        width = rows[0].shape[0] if rows else (dim if key == MAIN else 0)
-                        data = np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
-                        f.create_dataset(layer_dataset(key), data=data)
-                    str_dataset(f, "failed_ids", list(self._failed))
-                    str_dataset(f, "failed_reasons", list(self._failed.values()))
-                    f.flush()
-                fsync_file(tmp)
-                os.replace(tmp, final)
-                fsync_dir(parts)
-        finally:
-            if tmp.exists():  # a failed write (e.g. a full disk) leaves no half part behind
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+        final = parts_dir(self.path) / name
+        with os_faults("write a part file of the feature store", final):
+            atomic_write(final, self._part_bytes())
         self._buffer_ids, self._buffer, self._failed = [], {}, {}
+
+    def _part_bytes(self) -> bytes:
+        dim = int(self.provenance["dim"])
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            f.attrs["provenance_json"] = canonical(compat_view(self.provenance))
+            str_dataset(f, "ids", self._buffer_ids)
+            for key in (MAIN, *self.provenance["layers"]):
+                rows = self._buffer.get(key, [])
+                width = rows[0].shape[0] if rows else (dim if key == MAIN else 0)
+                data = np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
+                f.create_dataset(layer_dataset(key), data=data)
+            str_dataset(f, "failed_ids", list(self._failed))
+            str_dataset(f, "failed_reasons", list(self._failed.values()))
+        return buf.getvalue()
 
     # --- internals ----------------------------------------------------------------
     def _require_open(self) -> None:

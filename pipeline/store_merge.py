@@ -28,7 +28,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.errors import StoreError, is_os_fault, os_errno, os_faults, storage_error
+from pipeline.errors import (
+    UNCLOSABLE_HDF5,
+    StoreError,
+    is_os_fault,
+    os_errno,
+    os_faults,
+    storage_error,
+)
 from pipeline.helpers import fsync_dir, fsync_file
 from pipeline.quarantine import QUARANTINE, move_aside
 from pipeline.store_check import StoreHeader, compute_digest
@@ -138,9 +145,15 @@ def merge_parts(path: Path, provenance: dict[str, Any], old: Any, parts: Sequenc
                 updated=now(), versions=_versions(prov.get("versions")))
 
     tmp = path.with_name(path.name + f".merge-{os.getpid()}.tmp")
+    _preflight(tmp, prov, layers, old, new_rows, len(all_ids))
     try:
         with os_faults("write the merged feature store", tmp):
-            _write(tmp, prov, layers, old, old_ids, new_rows, all_ids, failed)
+            try:
+                _write(tmp, prov, layers, old, old_ids, new_rows, all_ids, failed)
+            except (OSError, RuntimeError) as exc:
+                if is_os_fault(exc):
+                    UNCLOSABLE_HDF5.append(exc)  # see pipeline.errors: never free its objects
+                raise
             fsync_file(tmp)
             os.replace(tmp, path)
             fsync_dir(path.parent)
@@ -155,6 +168,28 @@ def merge_parts(path: Path, provenance: dict[str, Any], old: Any, parts: Sequenc
     if new_ids:
         log.info("merged %d new rows into %s (%d rows in all)", len(new_ids), path, len(all_ids))
     return len(new_ids)
+
+
+def _preflight(tmp: Path, prov: dict[str, Any], layers: list[str], old: Any, new_rows,
+               n_rows: int) -> None:
+    """Refuse a merge that cannot fit (free disk space, the process's file size limit) before
+    HDF5 writes anything: HDF5 handles a failed write badly (see ``UNCLOSABLE_HDF5``)."""
+    width = sum(_layer_width(k, prov, old, new_rows) for k in layers)
+    need = int(n_rows * (4 * width + 64) * 1.05) + (64 << 10)
+    free = shutil.disk_usage(tmp.parent).free
+    if free < need:
+        exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+        raise storage_error(exc, f"write the merged feature store (about {need >> 20} MB "
+                                 f"needed, {free >> 20} MB free) as", tmp)
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < need:
+        exc = OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(tmp))
+        raise storage_error(exc, f"write the merged feature store (about {need >> 10} kB, the "
+                                 f"file size limit is {limit >> 10} kB) as", tmp)
 
 
 def _write(tmp: Path, prov: dict[str, Any], layers: list[str], old: Any, old_ids: list[str],

@@ -17,3 +17,18 @@ def openi_reports_tgz() -> Path:
         return shipped_openi_reports()
     except ManifestError as exc:  # torchxrayvision not installed
         pytest.skip(str(exc))
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers():
+    """In-process `pipeline.cli.main` calls install root log handlers; remove them after
+    each test (they point at pytest's per-test capture streams and log files)."""
+    import logging
+
+    before = list(logging.getLogger().handlers)
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler not in before:
+            root.removeHandler(handler)
+            handler.close()

@@ -16,6 +16,7 @@ Registered fusions (``FUSIONS``), one module per family:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -24,10 +25,12 @@ from classify.fusion.attention import AttentionFusion
 from classify.fusion.base import FUSIONS, BlockFusion, BlocksSpec, resolve_blocks
 from classify.fusion.simple import ConcatFusion, SingleFusion, WeightedSumFusion
 from pipeline.errors import ConfigError
+from pipeline.helpers import did_you_mean
 
 __all__ = [
     "FUSIONS", "AttentionFusion", "BlockFusion", "BlocksSpec", "ConcatFusion", "SingleFusion",
     "WeightedSumFusion", "build_fusion", "fusion_arity", "resolve_blocks",
+    "unknown_parameters_message",
 ]
 
 
@@ -36,16 +39,24 @@ def build_fusion(
 ) -> BaseEstimator:
     """Instantiate fusion ``name`` for ``blocks`` with ``params`` (ConfigError on bad params)."""
     cls = FUSIONS.get(name)
+    valid = sorted(set(cls().get_params()) - {"blocks"})
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise ConfigError(unknown_parameters_message(f"fusion {name!r}", unknown, valid))
     kwargs = dict(params)
-    if "random_state" in cls().get_params():
+    if "random_state" in valid:
         kwargs.setdefault("random_state", random_state)
-    try:
-        return cls(blocks=blocks, **kwargs)
-    except TypeError:
-        valid = sorted(set(cls().get_params()) - {"blocks"})
-        raise ConfigError(
-            f"fusion {name!r} got unknown parameter(s) {sorted(params)}; valid: {', '.join(valid)}"
-        ) from None
+    return cls(blocks=blocks, **kwargs)
+
+
+def unknown_parameters_message(what: str, unknown: Sequence[str], valid: Sequence[str]) -> str:
+    """``"<what>: unknown parameter(s) 'x'. Did you mean ...? Valid parameters: ..."``.
+
+    Only the unknown names are listed as bad; the valid ones follow as a hint.
+    """
+    hints = "".join(did_you_mean(u, valid) for u in unknown[:3])
+    return (f"{what}: unknown parameter(s) {', '.join(repr(u) for u in unknown)}.{hints} "
+            f"Valid parameters: {', '.join(valid)}")
 
 
 def fusion_arity(name: str) -> str:

@@ -25,6 +25,8 @@ FIGURE_IDS: Mapping[str, str] = {
     "fig-class-balance": "Class balance before/after resampling",
     "fig-ablation": "Modality ablation",
     "fig-shuffle": "Modality shuffle drops",
+    "fig-reliability": "Reliability diagrams of the best cells",
+    "fig-decision-curve": "Decision curves of the best cells",
 }
 
 POOLED = ("Out-of-fold predictions of all repeats pooled into one curve per cell (each "
@@ -60,6 +62,16 @@ def render_figures(analysis: Analysis) -> dict[str, list[RenderedFigure]]:
         f"Distribution of {primary} over the {len(cells[0].metric_values(primary))} splits of "
         "each cell (every cell is scored on the same splits).",
         plots.plot_fold_boxplots(cells, primary))
+    if analysis.calibration:
+        add("calibration", "fig-reliability", "Reliability diagrams",
+            "Best cell of each feature set: fraction of positives against the mean predicted "
+            "probability in 10 equal-width bins (out-of-fold predictions pooled over repeats); "
+            "the diagonal is perfect calibration, ECE = weighted mean gap.",
+            plots.plot_reliability(analysis.calibration))
+        add("calibration", "fig-decision-curve", "Decision curves",
+            "Net benefit (TP/N − FP/N · pt/(1 − pt)) of acting when the predicted probability "
+            "is at least the threshold pt, against treating everyone and no one.",
+            plots.plot_decision_curves(analysis.calibration))
     for i, cmp in enumerate(analysis.comparisons):
         sfx = "" if i == 0 else f"-{i + 1}"
         add(f"cmp{i}", f"fig-cd{sfx}", "Critical-difference diagram",

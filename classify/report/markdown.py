@@ -1,6 +1,12 @@
-"""Render a report :class:`~classify.report.model.Document` as Markdown (figures linked)."""
+"""Render a report :class:`~classify.report.model.Document` as Markdown (figures linked).
+
+Markdown passes raw HTML through, so every text that can come from data (sample ids,
+report text, experiment and cell names) is HTML-escaped here, as the HTML report does.
+"""
 
 from __future__ import annotations
+
+import html
 
 from classify.report.model import (
     Block,
@@ -17,8 +23,9 @@ from classify.report.model import (
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell or line (pipes escaped, one line)."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text safe inside a Markdown table cell or line: HTML escaped (``<script>`` stays text),
+    pipes escaped, one line."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def table_to_markdown(t: Table) -> str:
@@ -53,7 +60,8 @@ def block_to_markdown(b: Block, figure_dir: str) -> list[str]:
     if isinstance(b, Table):
         return [table_to_markdown(b)]
     if isinstance(b, RenderedFigure):
-        return [f"![{md_escape(b.title)}]({figure_dir}/{b.id}.png)\n\n_{md_escape(b.caption)}_\n"]
+        alt = md_escape(b.title).replace("[", "(").replace("]", ")")
+        return [f"![{alt}]({figure_dir}/{md_escape(b.id)}.png)\n\n_{md_escape(b.caption)}_\n"]
     if isinstance(b, KeyValues):
         return [f"- **{md_escape(k)}:** {md_escape(v)}" for k, v in b.items] + [""]
     if isinstance(b, Callout):

@@ -48,6 +48,19 @@ def summary_items(b: BenchmarkResult) -> list[tuple[str, str]]:
     return items
 
 
+def choice_sentence(analysis: Analysis) -> str:
+    """The best cell and the set of cells practically equivalent to it."""
+    e = analysis.equivalence
+    if e is None:
+        return ""
+    text = (f"Best cell on {e.metric}: {e.best} ({e.best_mean:.3f}). Practically equivalent to "
+            f"it (|difference| <= {e.rope:g} with posterior probability >= "
+            f"{e.decision_probability:g}): " + (", ".join(e.equivalent) or "none") + ".")
+    if e.undecided:
+        text += f" Undecided: {', '.join(e.undecided)}."
+    return text
+
+
 def ceiling_sentence(analysis: Analysis) -> str:
     """One sentence on the text-only ceiling (and label leakage when it is flagged)."""
     lk = analysis.leakage
@@ -84,9 +97,11 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
     if b.split is not None:
         chips.append(f"{b.split.n_folds}x{b.split.n_repeats} CV · plan {b.split.hash[:12]}")
 
-    summary: list[Block] = [KeyValues(tuple(summary_items(b))),
-                            Callout(ceiling_sentence(analysis), strong=analysis.leakage.flagged),
-                            T.leakage_table(analysis.leakage, analysis.label_source)]
+    summary: list[Block] = [KeyValues(tuple(summary_items(b)))]
+    if analysis.equivalence is not None:
+        summary += [Callout(choice_sentence(analysis)), T.equivalence_table(analysis.equivalence)]
+    summary += [Callout(ceiling_sentence(analysis), strong=analysis.leakage.flagged),
+                T.leakage_table(analysis.leakage, analysis.label_source)]
     warnings = WarningList(analysis.warnings)
     classifiers: list[Block] = [Paragraph(
         "One table per feature set, in the shape of the reference OpenI study (Algorithm, "
@@ -114,6 +129,21 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
     if not modality:
         modality.append(Paragraph("No ablation, shuffle or attention results.", muted=True))
 
+    calibration: list[Block] = []
+    if analysis.calibration:
+        calibration.append(T.calibration_table(analysis.calibration))
+        calibration += [T.operating_table(s) for s in analysis.calibration]
+        if any(len(s.thresholds) for s in analysis.calibration):
+            calibration.append(T.thresholds_table(analysis.calibration))
+        calibration += _figs(figures, "calibration")
+    else:
+        calibration.append(Paragraph("Calibration and operating points are shown for binary "
+                                     "tasks only.", muted=True))
+
+    tuning: list[Block] = []
+    if analysis.tuning is not None:
+        tuning = [T.tuning_table(analysis.tuning), *T.tuned_params_tables(analysis.tuning)]
+
     return Document(
         title=b.experiment,
         subtitle=f"Chest X-ray + report feature benchmark · generated {generated}",
@@ -126,6 +156,10 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
             Section("classifiers", "Classifiers", "Classifier performance", tuple(classifiers)),
             Section("curves", "Curves", "Curves, confusion matrices and per-split scores",
                     tuple(_figs(figures, "curves"))),
+            Section("calibration", "Calibration", "Operating point and calibration",
+                    tuple(calibration)),
+            *([Section("tuning", "Tuning", "Nested tuning: tuned vs default", tuple(tuning))]
+              if tuning else []),
             Section("statistics", "Statistics", "Statistical comparison", tuple(stats)),
             Section("modality", "Modalities", "Modalities: ablation, shuffle test, attention",
                     tuple(modality)),

@@ -16,12 +16,15 @@ import numpy as np
 import pandas as pd
 
 from classify import leakage
+from classify.calibration import CalibrationSummary
+from classify.equivalence import Equivalence
 from classify.evaluate import COLUMN_TITLES, METRICS
 from classify.leakage import LeakageSummary
 from classify.report.model import Table, TCell
 from classify.report.plots.base import short_names
 from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
 from classify.summary import FeatureSetSummary
+from classify.tuning import TuningSummary
 from pipeline.helpers import format_p
 
 
@@ -89,7 +92,8 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
     pw = cmp.pairwise
     short = short_names(cmp.cells)
     cols = ("A", "B", "mean A", "mean B", "A − B", "NB t", "NB p", "NB p (Holm)",
-            "Wilcoxon p", "Wilcoxon p (Holm)", "rank-biserial", "pairs")
+            "Wilcoxon p", "Wilcoxon p (Holm)", "rank-biserial", "pairs", "P(A better)",
+            "P(equivalent)", "P(B better)", "Decision")
     rows = []
     for r in pw.itertuples(index=False):
         d = r._asdict()
@@ -103,6 +107,10 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
             TCell(format_p(d["wilcoxon_p_holm"]),
                   bold=bool(d.get("wilcoxon_significant", False))),
             TCell(fmt(d["rank_biserial"], 2)), TCell(str(d.get("n_pairs", ""))),
+            TCell(fmt(d.get("p_a_better"))), TCell(fmt(d.get("p_equivalent"))),
+            TCell(fmt(d.get("p_b_better"))),
+            TCell(str(d.get("decision", "n/a")), bold=d.get("decision") in
+                  ("A better", "equivalent", "B better")),
         ))
     notes = [
         f"Headline: Nadeau-Bengio corrected resampled t-test (n2/n1 = {cmp.test_train_ratio:.3f}, "
@@ -113,8 +121,13 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
         + (" > alpha, so it cannot be significant (n/a)." if cmp.min_wilcoxon_p > cmp.alpha
            else "."),
         "rank-biserial: matched-pairs effect size (+1 = A better on every split).",
+        f"Bayesian correlated t-test (Benavoli et al. 2017): posterior probability that A is "
+        f"better, that |A − B| <= ROPE = {cmp.rope:g} (practically equivalent), or that B is "
+        f"better; the decision needs P >= {cmp.decision_probability:g}, else 'undecided'.",
     ]
-    if cmp.friedman_p is not None:
+    if cmp.friedman_p is not None and not math.isfinite(cmp.friedman_p):
+        notes.append("Friedman: all tied (every split ties all cells).")
+    elif cmp.friedman_p is not None:
         notes.append(f"Friedman chi2 = {cmp.friedman_stat:.3f}, p = {format_p(cmp.friedman_p)}; "
                      f"Nemenyi CD = {fmt(cmp.nemenyi_cd, 3)} (average rank).")
     if any(v != k for k, v in short.items()):
@@ -124,6 +137,123 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
                  title=f"Pairwise tests on {cmp.metric} ({len(cmp.cells)} cells)",
                  columns=cols, rows=tuple(rows), raw=pw.copy(), notes=tuple(dict.fromkeys(notes)),
                  numeric_from=2)
+
+
+def equivalence_table(e: Equivalence) -> Table:
+    """Every cell against the best one: posterior probabilities and the verdict."""
+    rows = tuple((TCell(str(r["cell"])), TCell(fmt(r["mean"])),
+                  TCell(f"{float(r['diff_vs_best']):+.4f}"), TCell(fmt(r["p_best_better"])),
+                  TCell(fmt(r["p_equivalent"])), TCell(fmt(r["p_other_better"])),
+                  TCell(str(r["verdict"]), bold=r["verdict"] == "equivalent"),
+                  TCell(format_p(r["nb_p_holm"])))
+                 for _, r in e.table.iterrows())
+    return Table(name=f"equivalence-{slug(e.metric)}",
+                 title=f"Cells against the best one on {e.metric} ({e.best}, {e.best_mean:.3f})",
+                 columns=("Cell", "Mean", "− best", "P(best better)", "P(equivalent)",
+                          "P(cell better)", "Verdict", "NB p (Holm)"),
+                 rows=rows, raw=e.table.assign(best=e.best, rope=e.rope,
+                                               decision_probability=e.decision_probability),
+                 notes=(f"Bayesian correlated t-test over {e.n_splits} paired splits with a "
+                        f"region of practical equivalence of ±{e.rope:g}; a verdict needs "
+                        f"P >= {e.decision_probability:g}, else 'undecided'. Bold: practically "
+                        "equivalent to the best cell, so not a reason to prefer the best one.",),
+                 numeric_from=1)
+
+
+def calibration_table(summaries: Sequence[CalibrationSummary]) -> Table:
+    """ECE, Brier and the operating-point settings of the best cells."""
+    rows, raws = [], []
+    for s in summaries:
+        th = s.thresholds["threshold"].to_numpy(float) if len(s.thresholds) else np.array([])
+        spread = (f"{th.mean():.3f} ± {th.std(ddof=1) if len(th) > 1 else 0.0:.3f} "
+                  f"[{th.min():.3f}–{th.max():.3f}]" if len(th) else "– (argmax)")
+        rows.append((TCell(s.cell), TCell(fmt(s.ece)), TCell(fmt(s.brier)),
+                     TCell(s.calibration or "none"), TCell(s.rule or "argmax"), TCell(spread)))
+        raws.append({"cell": s.cell, "ece": s.ece, "brier_pooled": s.brier,
+                     "calibration": s.calibration or "none", "rule": s.rule or "argmax",
+                     "threshold_mean": float(th.mean()) if len(th) else float("nan"),
+                     "threshold_min": float(th.min()) if len(th) else float("nan"),
+                     "threshold_max": float(th.max()) if len(th) else float("nan")})
+    return Table(name="calibration", title="Calibration and threshold of the best cells",
+                 columns=("Cell", "ECE", "Brier (pooled)", "Calibration", "Threshold rule",
+                          "Threshold per fold: mean ± sd [min–max]"),
+                 rows=tuple(rows), raw=pd.DataFrame(raws),
+                 notes=("ECE: expected calibration error over 10 equal-width bins of the "
+                        "out-of-fold probabilities pooled over repeats. The threshold is chosen "
+                        "inside each training fold (inner out-of-fold predictions, grouped by "
+                        "patient) and applied unchanged to the test fold.",))
+
+
+def operating_table(s: CalibrationSummary) -> Table:
+    """Sensitivity ... F1 at the in-fold threshold next to argmax, with 95% CIs."""
+    def cell(mean: float, lo: float, hi: float) -> TCell:
+        return TCell(fmt(mean), sub=f"95% CI {fmt(lo)}–{fmt(hi)}" if math.isfinite(lo) else "")
+
+    rows = tuple((TCell(str(r["quantity"]).upper() if r["quantity"] in ("ppv", "npv")
+                        else str(r["quantity"]).capitalize()),
+                  cell(r["at_threshold_mean"], r["at_threshold_ci_low"],
+                       r["at_threshold_ci_high"]),
+                  cell(r["argmax_mean"], r["argmax_ci_low"], r["argmax_ci_high"]))
+                 for _, r in s.operating.iterrows())
+    rule = s.rule or "none configured"
+    return Table(name=f"operating-point-{slug(s.cell)}",
+                 title=f"Operating point of {s.cell} (rule: {rule})",
+                 columns=("Quantity", "At the in-fold threshold", "At argmax"), rows=rows,
+                 raw=s.operating.assign(cell=s.cell, rule=s.rule, calibration=s.calibration),
+                 notes=("Mean over splits with a 95% t-interval (optimistic: CV splits share "
+                        "training data). Argmax uses probabilities that oversampling may have "
+                        "shifted; the in-fold threshold never looks at the test fold.",))
+
+
+def thresholds_table(summaries: Sequence[CalibrationSummary]) -> Table:
+    """The threshold chosen in each training fold, per best cell."""
+    frames = [s.thresholds.assign(cell=s.cell) for s in summaries if len(s.thresholds)]
+    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["repeat", "fold", "threshold", "cell"])
+    rows = tuple((TCell(str(r["cell"])), TCell(str(int(r["repeat"]))), TCell(str(int(r["fold"]))),
+                  TCell(fmt(r["threshold"]))) for _, r in raw.iterrows())
+    return Table(name="thresholds", title="Threshold chosen in each training fold",
+                 columns=("Cell", "Repeat", "Fold", "Threshold"), rows=rows,
+                 raw=raw[["cell", "repeat", "fold", "threshold"]], numeric_from=1)
+
+
+def tuning_table(t: TuningSummary) -> Table:
+    """Tuned vs default per classifier: paired corrected test, posterior and tuning cost."""
+    rows = tuple((TCell(str(r["cell"])), TCell(f"{r['search']}, {int(r['budget'])} x "
+                                                 f"{int(r['inner_folds'])} folds"),
+                  TCell(fmt(r["mean_default"])), TCell(fmt(r["mean_tuned"])),
+                  TCell(f"{float(r['diff']):+.4f}" if math.isfinite(float(r["diff"])) else "–"),
+                  TCell(format_p(r["nb_p"])), TCell(fmt(r["p_tuned_better"])),
+                  TCell(fmt(r["p_equivalent"])), TCell(fmt(r["p_default_better"])),
+                  TCell(str(r["decision"]), bold=r["decision"] == "tuned better"),
+                  TCell(fmt(r["tuning_seconds"], 1)))
+                 for _, r in t.table.iterrows())
+    return Table(name="tuning", title=f"Tuned vs default on {t.metric}",
+                 columns=("Tuned cell", "Search", "Default", "Tuned", "Tuned − default",
+                          "NB p", "P(tuned better)", "P(equivalent)", "P(default better)",
+                          "Decision", "Tuning s"),
+                 rows=rows, raw=t.table.copy(), numeric_from=2,
+                 notes=("Nested tuning: the search runs on each outer training fold only "
+                        "(inner folds grouped by patient, the whole pipeline refitted per inner "
+                        "fold); the scores are those of the outer test folds. NB p: "
+                        "Nadeau-Bengio corrected t-test; posterior: Bayesian correlated t-test "
+                        "with the ROPE. Tuning s: search time over all outer folds.",))
+
+
+def tuned_params_tables(t: TuningSummary) -> list[Table]:
+    """The spread of the chosen parameters, and the parameters of every outer fold."""
+    spread = Table(name="tuned-params-spread", title="Parameters chosen over the outer folds",
+                   columns=("Tuned cell", "Parameter", "Chosen values"),
+                   rows=tuple((TCell(str(r["cell"])), TCell(str(r["param"])),
+                               TCell(str(r["values"]))) for _, r in t.spread.iterrows()),
+                   raw=t.spread.copy(), numeric_from=99)
+    per_fold = Table(name="tuned-params", title="Parameters chosen in each outer training fold",
+                     columns=("Tuned cell", "Repeat", "Fold", "Inner score", "Parameters"),
+                     rows=tuple((TCell(str(r["cell"])), TCell(str(r["repeat"])),
+                                 TCell(str(r["fold"])), TCell(fmt(r["inner_score"])),
+                                 TCell(str(r["params"]))) for _, r in t.chosen.iterrows()),
+                     raw=t.chosen.copy(), numeric_from=1)
+    return [spread, per_fold]
 
 
 def ranks_table(cmp: ComparisonResult, index: int) -> Table:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from extract.encoders.weights import RANDOM_INIT
 from extract.preprocess import PreprocessConfig
 from pipeline.registry import Registry
+
+if TYPE_CHECKING:
+    from extract.backends.export import ExportSpec
+    from extract.backends.ort import OrtSession
 
 #: name -> builder(allow_random_weights=..., allow_download=...) -> ImageEncoder
 IMAGE_ENCODERS: Registry[Callable[..., ImageEncoder]] = Registry("image encoder")
@@ -100,6 +105,7 @@ class ImageEncoder:
         self.trained_on = list(trained_on)
         self.device = "cpu"
         self.channels_last = False
+        self.session: OrtSession | None = None  # set when ONNX Runtime runs the encoder
         self._captured: dict[str, Any] = {}
         for tap in (main, *taps):
             module = self.model.get_submodule(tap.module)
@@ -141,6 +147,7 @@ class ImageEncoder:
             "weights_name": self.weights_name,
             "weights_sha256": self.weights_sha256,
             "preprocessing": self.preprocess.to_dict(),
+            "decode": self.preprocess.decode_dict(),
             "dim": self.dim,
             "layers": self.layers,
             "trained_on": list(self.trained_on),
@@ -157,8 +164,60 @@ class ImageEncoder:
         finally:
             self._captured.clear()
 
+    # --- ONNX export (see extract.backends) ------------------------------------------------
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in (self.main, *self.taps))
+
+    def onnx_identity(self) -> dict[str, Any]:
+        """What an exported graph of this encoder depends on (the export cache key)."""
+        c, s = self.preprocess.channels, self.preprocess.size
+        return {
+            "kind": "image",
+            "encoder": self.name,
+            "architecture": self.architecture,
+            "weights_sha256": self.weights_sha256,
+            "input": [c, s, s],
+            "taps": [asdict(t) for t in (self.main, *self.taps)],
+        }
+
+    @contextlib.contextmanager
+    def onnx_export_spec(self) -> Iterator[ExportSpec]:
+        """The module to trace (pooled taps as outputs) on the CPU; placement restored after."""
+        import torch
+
+        from extract.backends.export import ExportSpec
+
+        device, channels_last = self.device, self.channels_last
+        if device != "cpu":
+            self.to("cpu", channels_last=channels_last)
+        try:
+            generator = torch.Generator().manual_seed(0)
+            c, s = self.preprocess.channels, self.preprocess.size
+            example = torch.randn(2, c, s, s, generator=generator)
+            axes = {name: {0: "batch"} for name in ("input", *self.output_names)}
+            yield ExportSpec(_TapOutputs.build(self), (example,), ("input",), self.output_names,
+                             axes)
+        finally:
+            if device != "cpu":
+                self.to(device, channels_last=channels_last)
+
     def encode(self, batch: Any, *, autocast: bool = False) -> dict[str, np.ndarray]:
-        """Forward a float32 batch [n, C, H, W]; returns {'X': [n, dim], tap: [n, d_tap]}."""
+        """Forward a float32 batch [n, C, H, W]; returns {'X': [n, dim], tap: [n, d_tap]}.
+
+        Runs on ONNX Runtime when a session is attached (:attr:`session`), else on torch.
+        """
+        if self.session is not None:
+            x = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
+            out = self.session.run({"input": x})
+            out = {name: out[name] for name in self.output_names}
+        else:
+            out = self._encode_torch(batch, autocast)
+        if out["X"].shape[1] != self.dim:
+            raise RuntimeError(f"{self.name}: expected dim {self.dim}, got {out['X'].shape[1]}")
+        return out
+
+    def _encode_torch(self, batch: Any, autocast: bool) -> dict[str, np.ndarray]:
         import torch
 
         x = batch.to(self.device, non_blocking=True)
@@ -167,10 +226,25 @@ class ImageEncoder:
         device_type = torch.device(self.device).type
         with torch.inference_mode(), torch.autocast(device_type, enabled=autocast):
             pooled = self.forward_taps(x)
-        out = {
+        return {
             tap.name: np.ascontiguousarray(y.cpu().numpy(), dtype=np.float32)
             for tap, y in zip((self.main, *self.taps), pooled, strict=True)
         }
-        if out["X"].shape[1] != self.dim:
-            raise RuntimeError(f"{self.name}: expected dim {self.dim}, got {out['X'].shape[1]}")
-        return out
+
+
+class _TapOutputs:
+    """Builds the traced module: the encoder's model, returning its pooled taps as a tuple."""
+
+    @staticmethod
+    def build(encoder: ImageEncoder) -> Any:
+        import torch
+
+        class TapOutputs(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = encoder.model  # registered, so the exporter sees the weights
+
+            def forward(self, x: Any) -> tuple[Any, ...]:
+                return encoder.forward_taps(x)
+
+        return TapOutputs().eval()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from extract.encoders.base import POOLINGS, TEXT_ENCODERS, TextEncoding
 from extract.encoders.weights import file_sha256, offline_mode
 from pipeline.errors import ConfigError, MissingWeightsError
+
+if TYPE_CHECKING:
+    from extract.backends.export import ExportSpec
+    from extract.backends.ort import OrtSession
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class HFTextEncoder:
         self.label = label or self.source
         self.device = "cpu"
         self.autocast = False
+        self.session: OrtSession | None = None  # set when ONNX Runtime runs the model
         self._load(allow_download, max_length)
 
     def _load(self, allow_download: bool, max_length: int | None) -> None:
@@ -152,6 +158,8 @@ class HFTextEncoder:
         return pooled
 
     def encode(self, texts: Sequence[str]) -> TextEncoding:
+        """Vectors in the caller's order; length-sorted mini-batches, HF tokenizer, torch or
+        ONNX Runtime (when a session is attached) for the model and pooling."""
         import torch
 
         texts = [str(t) for t in texts]
@@ -166,16 +174,79 @@ class HFTextEncoder:
         with torch.inference_mode(), torch.autocast(device_type, enabled=self.autocast):
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self.model(**batch).last_hidden_state.float()
-                X[idx] = self.pool(hidden, batch["attention_mask"]).cpu().numpy()
+                X[idx] = self._forward([texts[i] for i in idx])
         return TextEncoding(X, truncated)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """Tokenise one mini-batch (padded to its longest text) and pool the model's output."""
+        if self.session is not None:
+            batch = self.tokenizer(texts, padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="np")
+            feeds = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+            return self.session.run(feeds)["X"]
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt").to(self.device)
+        hidden = self.model(**batch).last_hidden_state.float()
+        return self.pool(hidden, batch["attention_mask"]).cpu().numpy()
+
+    # --- ONNX export (see extract.backends) ------------------------------------------------
+    def onnx_identity(self) -> dict[str, Any]:
+        """What an exported graph of this model depends on (the export cache key)."""
+        from extract.encoders.weights import state_dict_sha256
+
+        return {
+            "kind": "text",
+            "source": self.label,
+            "model_type": self.model.config.model_type,
+            "weights_sha256": self.weights_sha256 or state_dict_sha256(self.model),
+            "inputs": list(self.tokenizer.model_input_names),
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "dim": self.dim,
+        }
+
+    @contextlib.contextmanager
+    def onnx_export_spec(self) -> Iterator[ExportSpec]:
+        """The model + pooling to trace on the CPU (dynamic batch and token axes)."""
+        from extract.backends.export import ExportSpec
+
+        device = self.device
+        if device != "cpu":
+            self.model.to("cpu")
+        try:
+            # Two texts of different lengths, so the padded (masked) path is what is traced.
+            example = self.tokenizer(
+                ["the heart size is normal and the lungs are clear of any consolidation", "ok"],
+                padding=True, return_tensors="pt",
+            )
+            names = tuple(example.keys())
+            axes = {name: {0: "batch", 1: "tokens"} for name in names}
+            axes["X"] = {0: "batch"}
+            module = _PooledModel.build(self, names)
+            yield ExportSpec(module, tuple(example[k] for k in names), names, ("X",), axes)
+        finally:
+            if device != "cpu":
+                self.model.to(device)
+
+
+class _PooledModel:
+    """Builds the traced module: the HF model plus this encoder's pooling, one output ``X``."""
+
+    @staticmethod
+    def build(encoder: HFTextEncoder, names: tuple[str, ...]) -> Any:
+        import torch
+
+        class PooledModel(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = encoder.model
+
+            def forward(self, *inputs: Any) -> tuple[Any]:
+                feeds = dict(zip(names, inputs, strict=True))
+                hidden = self.model(**feeds).last_hidden_state.float()
+                return (encoder.pool(hidden, feeds["attention_mask"]),)
+
+        return PooledModel().eval()
 
 
 def minilm_model_dir() -> Path | None:

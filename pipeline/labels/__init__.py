@@ -17,7 +17,11 @@ registered **label rule**:
     as an extra class when ``include_normal``). Rows with none of the classes
     are dropped as ``no_top_k_finding``, rows with several as ``multiple_top_k_findings``.
 
-Every dropped row carries a reason; :func:`apply_label_rule` counts them.
+Every dropped row carries a reason; :func:`apply_label_rule` counts them. Rows may also
+carry *uncertain* findings (CheXpert -1): under U-Zeros a row whose only mentions are
+uncertain is ``other`` for ``finding_vs_rest`` and dropped as ``uncertain_only`` by the
+other rules; U-Ones reads them as present; U-Ignore drops a row as ``uncertain`` when its
+label depends on them.
 
 Tag normalisation (:func:`normalize_tag`) maps OpenI MeSH headings such as
 ``'Pulmonary Atelectasis/base/left'`` to finding names (``'atelectasis'``) via

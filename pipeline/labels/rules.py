@@ -189,15 +189,19 @@ def _finding_tags(tags: Iterable[str]) -> set[str]:
     return {t for t in tags if t not in NON_FINDING_TAGS}
 
 
+def _no_finding_reason(was_read: bool, read_reason: str) -> str:
+    return read_reason if was_read else "unlabelled"
+
+
 @LABEL_RULES.register("normal_vs_abnormal", params={}, primary=None)
-def _normal_vs_abnormal(rows: Sequence[Sequence[str]]):
+def _normal_vs_abnormal(rows: Sequence[Sequence[str]], *, read: Sequence[bool]):
     labels: list[str | None] = []
     reasons: list[str | None] = []
-    for tags in rows:
+    for tags, was_read in zip(rows, read, strict=True):
         found = _finding_tags(tags)
         if not found:
             labels.append(None)
-            reasons.append("unlabelled")
+            reasons.append(_no_finding_reason(was_read, "uncertain_only"))
         elif found == {NORMAL}:
             labels.append(NORMAL)
             reasons.append(None)
@@ -211,17 +215,17 @@ def _normal_vs_abnormal(rows: Sequence[Sequence[str]]):
 
 
 @LABEL_RULES.register("finding_vs_rest", params={"finding": str}, primary="finding")
-def _finding_vs_rest(rows: Sequence[Sequence[str]], *, finding: str):
+def _finding_vs_rest(rows: Sequence[Sequence[str]], *, read: Sequence[bool], finding: str):
     labels: list[str | None] = []
     reasons: list[str | None] = []
     seen = Counter()
-    for tags in rows:
+    for tags, was_read in zip(rows, read, strict=True):
         found = _finding_tags(tags)
         seen.update(found)
-        if not found:
+        if not found and not was_read:
             labels.append(None)
             reasons.append("unlabelled")
-        else:
+        else:  # a read row without a positive finding is 'other' (the rule's "else other")
             labels.append(finding if finding in found else OTHER)
             reasons.append(None)
     if rows and seen and finding not in seen:
@@ -239,26 +243,34 @@ def _finding_vs_rest(rows: Sequence[Sequence[str]], *, finding: str):
     defaults={"include_normal": False},
     primary="k",
 )
-def _top_k_multiclass(rows: Sequence[Sequence[str]], *, k: int, include_normal: bool):
-    freq = Counter()
-    for tags in rows:
-        freq.update(_finding_tags(tags) - {NORMAL})
-    ranked = sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))
-    if len(ranked) < k:
-        raise ConfigError(
-            f"label rule 'top_k_multiclass': k={k} but only {len(ranked)} distinct findings occur; "
-            f"lower k."
-        )
-    classes = [t for t, _ in ranked[:k]] + ([NORMAL] if include_normal else [])
+def _top_k_multiclass(
+    rows: Sequence[Sequence[str]],
+    *,
+    read: Sequence[bool],
+    k: int,
+    include_normal: bool,
+    classes: Sequence[str] | None = None,
+):
+    if classes is None:
+        freq = Counter()
+        for tags in rows:
+            freq.update(_finding_tags(tags) - {NORMAL})
+        ranked = sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))
+        if len(ranked) < k:
+            raise ConfigError(
+                f"label rule 'top_k_multiclass': k={k} but only {len(ranked)} distinct findings "
+                f"occur; lower k."
+            )
+        classes = [t for t, _ in ranked[:k]] + ([NORMAL] if include_normal else [])
     wanted = set(classes)
     labels: list[str | None] = []
     reasons: list[str | None] = []
-    for tags in rows:
+    for tags, was_read in zip(rows, read, strict=True):
         found = _finding_tags(tags)
         hit = sorted(found & wanted)
         if not found:
             labels.append(None)
-            reasons.append("unlabelled")
+            reasons.append(_no_finding_reason(was_read, "no_top_k_finding"))
         elif len(hit) == 1:
             labels.append(hit[0])
             reasons.append(None)
@@ -271,18 +283,57 @@ def _top_k_multiclass(rows: Sequence[Sequence[str]], *, k: int, include_normal: 
     return labels, reasons, tuple(classes)
 
 
+#: How a row's uncertain findings (e.g. CheXpert -1) enter the rule: ``zeros`` (negative),
+#: ``ones`` (positive), ``ignore`` (drop the row when its label depends on them).
+UNCERTAIN_POLICY_NAMES = ("zeros", "ones", "ignore")
+
+
+def _tag_rows(rows: Sequence[Sequence[str] | str | None]) -> list[list[str]]:
+    return [split_tags(r) if isinstance(r, str) or r is None else list(r) for r in rows]
+
+
 def apply_label_rule(
-    rule: LabelRule | str | Mapping[str, Any], rows: Sequence[Sequence[str] | str]
+    rule: LabelRule | str | Mapping[str, Any],
+    rows: Sequence[Sequence[str] | str],
+    *,
+    uncertain: Sequence[Sequence[str] | str] | None = None,
+    policy: str = "zeros",
 ) -> LabelAssignment:
-    """Apply ``rule`` to one tag list per row (a list of tags or a ';'-joined string)."""
+    """Apply ``rule`` to one tag list per row (a list of tags or a ';'-joined string).
+
+    ``uncertain`` (one tag list per row, e.g. a study's CheXpert -1 findings) applies the
+    uncertainty ``policy``: ``zeros`` reads them as negative (a row whose only mentions are
+    uncertain has no positive finding: ``other`` for ``finding_vs_rest``, dropped as
+    ``uncertain_only`` otherwise), ``ones`` as positive, ``ignore`` drops a row as
+    ``uncertain`` when its label differs between the two. Without ``uncertain`` a row with no
+    finding tag is ``unlabelled``.
+    """
     rule = LabelRule.from_spec(rule)
-    tag_rows = [split_tags(r) if isinstance(r, str) or r is None else list(r) for r in rows]
+    if policy not in UNCERTAIN_POLICY_NAMES:
+        raise ConfigError(
+            f"uncertain policy {policy!r} is invalid; use one of {', '.join(UNCERTAIN_POLICY_NAMES)}."
+        )
+    tag_rows = _tag_rows(rows)
+    unc_rows = _tag_rows(uncertain) if uncertain is not None else [[] for _ in tag_rows]
+    if len(unc_rows) != len(tag_rows):
+        raise ValueError(f"{len(unc_rows)} uncertain rows for {len(tag_rows)} tag rows")
     fn = LABEL_RULES.get(rule.name)
-    labels, reasons, classes = fn(tag_rows, **dict(rule.params))
+    params = dict(rule.params)
+    ones_rows = [list(dict.fromkeys([*t, *u])) for t, u in zip(tag_rows, unc_rows, strict=True)]
+    if policy == "ones":
+        labels, reasons, classes = fn(ones_rows, read=[False] * len(tag_rows), **params)
+    else:
+        labels, reasons, classes = fn(tag_rows, read=[bool(u) for u in unc_rows], **params)
+    labels, reasons = list(labels), list(reasons)
+    if policy == "ignore" and any(unc_rows):
+        extra = {"classes": classes} if rule.name == "top_k_multiclass" else {}
+        ones_labels, _, _ = fn(ones_rows, read=[False] * len(tag_rows), **params, **extra)
+        for i, unc in enumerate(unc_rows):
+            if unc and labels[i] != ones_labels[i]:
+                labels[i], reasons[i] = None, "uncertain"
     dropped = dict(sorted(Counter(r for r in reasons if r is not None).items()))
     if dropped:
         logger.info("label rule %s dropped %s", rule.spec, dropped)
     return LabelAssignment(
         rule, tuple(labels), tuple(reasons), tuple(classes), MappingProxyType(dropped)
     )
-

@@ -13,29 +13,62 @@ import pandas as pd
 from pipeline.errors import ManifestError
 from pipeline.registry import Registry
 
+_WS = re.compile(r"\s+")
+
+#: Raw view strings (DICOM ViewPosition, MIMIC's ViewCodeSequence_CodeMeaning, OpenI metadata)
+#: -> normalised view. Only 'PA' and 'AP' are standard frontal films
+#: (:data:`pipeline.manifest.FRONTAL_VIEWS`): axial and decubitus projections keep their own
+#: names ('AP AXIAL', 'PA LLD', 'AP LLD', 'AP RLD') and are not frontal.
 _VIEW_MAP = {
     "PA": "PA",
     "AP": "AP",
-    "AP AXIAL": "AP",
-    "PA LLD": "PA",
-    "AP LLD": "AP",
-    "AP RLD": "AP",
+    "POSTERO-ANTERIOR": "PA",
+    "POSTEROANTERIOR": "PA",
+    "ANTERO-POSTERIOR": "AP",
+    "ANTEROPOSTERIOR": "AP",
     "LL": "LATERAL",
     "RL": "LATERAL",
     "L": "LATERAL",
     "LAT": "LATERAL",
     "LATERAL": "LATERAL",
     "LARGE LATERAL": "LATERAL",
+    "LEFT LATERAL": "LATERAL",
+    "RIGHT LATERAL": "LATERAL",
+    "XTABLE LATERAL": "LATERAL",
+    "LATERAL-MEDIAL": "LATERAL",
     "LAO": "LAO",
     "RAO": "RAO",
     "LPO": "LPO",
+    "RPO": "RPO",
+    "LEFT ANTERIOR OBLIQUE": "LAO",
+    "RIGHT ANTERIOR OBLIQUE": "RAO",
+    "LEFT POSTERIOR OBLIQUE": "LPO",
+    "RIGHT POSTERIOR OBLIQUE": "RPO",
     "SWIMMERS": "SWIMMERS",
 }
 
 
+#: Columns of ``<manifest>.dropped.csv``: the dropped id, what it is (image row, report,
+#: study, file), the reason (the key counted in ``meta['dropped']``) and a detail (e.g. the
+#: file that was expected).
+DROPPED_COLUMNS = ("id", "level", "reason", "detail")
+DroppedItem = tuple[str, str, str, str]
+
+#: How the build step treats the images of a source: ``required`` (exit 2 when almost none
+#: exist), ``optional`` (a warning; e.g. a text-only CSV), ``generated`` (written by the
+#: source's ``finalize``, not checked).
+IMAGE_POLICIES = ("required", "optional", "generated")
+
+
 @dataclass(frozen=True)
 class SourceTable:
-    """What a format builder returns before the common filters and label rule."""
+    """What a format builder returns before the common filters and label rule.
+
+    ``dropped`` counts what the parser dropped by reason; ``dropped_items`` lists the same
+    drops one per id (:data:`DROPPED_COLUMNS`). ``uncertain_policy`` is set by sources whose
+    frame has an ``uncertain_tags`` column (CheXpert -1 values); the label step applies it.
+    ``image_hint`` is the source's advice when images are not found under ``image_root``.
+    """
 
     frame: pd.DataFrame
     image_root: Path
@@ -46,6 +79,10 @@ class SourceTable:
     extra_meta: Mapping[str, Any] = field(default_factory=dict)
     finalize: Callable[[pd.DataFrame], dict[str, Any]] | None = None
     view_override: str | None = None  # set every kept row's view (after filtering), e.g. phantoms
+    dropped_items: tuple[DroppedItem, ...] = ()
+    images: str = "required"
+    image_hint: str = ""
+    uncertain_policy: str | None = None
 
 
 #: Registered dataset formats (``openi``, ``openi_demo``, ``mimic_cxr``, ``csv``): each entry is
@@ -60,15 +97,19 @@ def join_text(findings: str, impression: str) -> str:
 
 def clean_text(text: str | None) -> str:
     """Whitespace runs collapsed to one space, stripped."""
-    return re.sub(r"\s+", " ", text or "").strip()
+    return _WS.sub(" ", text or "").strip()
 
 
-def normalize_view(view: Any) -> str:
-    """'PA'/'AP'/'LATERAL'/... from a raw view string; '' if unknown."""
-    if view is None or (isinstance(view, float) and view != view):
-        return ""
-    text = re.sub(r"\s+", " ", str(view)).strip().upper()
-    return _VIEW_MAP.get(text, text)
+def normalize_view(view: Any, fallback: Any = None) -> str:
+    """'PA'/'AP'/'LATERAL'/... from a raw view string; ``fallback`` (e.g. MIMIC's
+    ``ViewCodeSequence_CodeMeaning``) when ``view`` is blank; '' if both are unknown."""
+    for raw in (view, fallback):
+        if raw is None or (isinstance(raw, float) and raw != raw):
+            continue
+        text = _WS.sub(" ", str(raw)).strip().upper()
+        if text:
+            return _VIEW_MAP.get(text, text)
+    return ""
 
 
 def read_csv_checked(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.families import normalize_dataset_name
 from pipeline.labels import normalize_tags, split_tags
-from pipeline.manifest import MANIFEST_COLUMNS
+from pipeline.manifest import MANIFEST_COLUMNS, is_missing_label
 from pipeline.sources.base import (
     DATASET_FORMATS,
     SourceTable,
@@ -30,7 +30,8 @@ def build_csv(
 ) -> SourceTable:
     """A CSV with at least ``sample_id`` and ``image_path``; missing columns get defaults
     (``patient_id`` = ``sample_id``, i.e. no grouping). Without ``label_rule`` the CSV's
-    ``label`` column is used; ``tags`` are normalised. ``source_dataset`` names the public
+    ``label`` column is used (empty and NaN-like cells are missing labels); ``tags`` are
+    normalised (NaN-like tags are no tags). ``source_dataset`` names the public
     data set the rows come from (e.g. ``'openi'``, ``'nih'``); unknown if not given, and
     then the pretraining-overlap check cannot run."""
     df = read_csv_checked(path, ("sample_id", "image_path"), "manifest CSV", limit)
@@ -41,7 +42,8 @@ def build_csv(
             "no patient_id column: every sample is its own CV group (leaks if patients repeat)."
         )
         logger.warning("%s has no patient_id column; each sample is its own CV group", path)
-    for col in ("report_id", "findings", "impression", "tags", "label", "view"):
+    for col in ("report_id", "findings", "impression", "indication", "comparison", "tags", "label",
+                "view"):
         if col not in df.columns:
             df[col] = ""
     if "report_text" not in df.columns:
@@ -50,7 +52,8 @@ def build_csv(
         ]
     if "label_source" not in df.columns:
         df["label_source"] = label_source
-    df["tags"] = [";".join(normalize_tags(split_tags(t))) for t in df["tags"]]
+    df["tags"] = [";".join(normalize_tags(t for t in split_tags(v) if not is_missing_label(t)))
+                  for v in df["tags"]]
     df["view"] = [normalize_view(v) for v in df["view"]]
     extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
     return SourceTable(
@@ -58,6 +61,7 @@ def build_csv(
         image_root=Path(image_root) if image_root else Path(path).parent,
         label_source=label_source,
         default_label_rule=None,
+        images="optional",
         notes=tuple(notes),
         extra_meta={
             "source_dataset": normalize_dataset_name(source_dataset) if source_dataset else None

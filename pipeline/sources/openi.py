@@ -5,9 +5,9 @@
     FINDINGS/IMPRESSION, MeSH major/automatic, one row per ``parentImage``;
     ``patient_id = report_id = uId`` (IU reports are de-identified per study, the
     report is the grouping unit); ``image_path = '<parentImage id>.png'`` (the
-    ``NLMCXR_png`` naming). The XMLs carry no view; pass ``view_csv`` (e.g. the
-    ``nlmcxr_dicom_metadata.csv.gz`` shipped with torchxrayvision) to get one,
-    otherwise ``frontal_only`` cannot filter and says so (log + ``meta['notes']``).
+    ``NLMCXR_png`` naming). The XMLs carry no view: views come from the table shipped
+    with torchxrayvision (:func:`shipped_openi_views`) unless ``view_csv`` names another
+    (or ``'none'``; then ``frontal_only`` cannot filter and says so).
 ``openi_demo``
     the 3,955 real OpenI reports shipped in torchxrayvision, each paired with a
     deterministic synthetic *phantom* image (:mod:`pipeline.phantoms`) for its
@@ -23,6 +23,7 @@ import tarfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from pipeline.labels import normalize_tags, split_tags
 from pipeline.manifest import MANIFEST_COLUMNS
 from pipeline.sources.base import (
     DATASET_FORMATS,
+    DroppedItem,
     SourceTable,
     clean_text,
     join_text,
@@ -82,7 +84,8 @@ def _iter_openi_xml(
 
 
 def parse_openi_report(data: bytes) -> dict[str, Any]:
-    """Parse one NLMCXR XML -> dict(report_id, findings, impression, major, automatic, images).
+    """Parse one NLMCXR XML -> dict(report_id, findings, impression, indication, comparison,
+    major, automatic, images).
 
     Raises ``ValueError`` with a reason when the XML is unusable.
     """
@@ -102,6 +105,8 @@ def parse_openi_report(data: bytes) -> dict[str, Any]:
         "report_id": report_id,
         "findings": sections.get("FINDINGS", ""),
         "impression": sections.get("IMPRESSION", ""),
+        "indication": sections.get("INDICATION", ""),
+        "comparison": sections.get("COMPARISON", ""),
         "major": [clean_text(n.text) for n in root.findall("./MeSH/major") if clean_text(n.text)],
         "automatic": [clean_text(n.text) for n in root.findall("./MeSH/automatic") if clean_text(n.text)],
         "images": [
@@ -139,11 +144,21 @@ def read_view_csv(path: str | Path) -> dict[str, str]:
     return views
 
 
-def _openi_frame(
-    reports: Path, limit: int | None, views: Mapping[str, str] | None
-) -> tuple[pd.DataFrame, Counter, dict[str, str], int]:
+@dataclass(frozen=True)
+class OpenIParse:
+    """The rows of an OpenI report set, what was dropped (counts and ids) and why."""
+
+    frame: pd.DataFrame
+    dropped: Mapping[str, int]
+    dropped_items: tuple[DroppedItem, ...]
+    unparseable: Mapping[str, str]
+    n_reports: int
+
+
+def _openi_frame(reports: Path, limit: int | None, views: Mapping[str, str] | None) -> OpenIParse:
     rows: list[dict[str, str]] = []
     dropped: Counter = Counter()
+    items: list[DroppedItem] = []
     unparseable: dict[str, str] = {}
     n_reports = 0
     for fname, data, error in _iter_openi_xml(reports, limit):
@@ -156,10 +171,12 @@ def _openi_frame(
         if error is not None:
             unparseable[fname] = error
             dropped["unparseable_xml"] += 1
+            items.append((fname, "report file", "unparseable_xml", error))
             logger.warning("OpenI report %s skipped: %s", fname, error)
             continue
         if not rep["images"]:
             dropped["report_without_images"] += 1
+            items.append((rep["report_id"], "report", "report_without_images", fname))
             continue
         tags = ";".join(normalize_tags(rep["major"]))
         text = join_text(rep["findings"], rep["impression"])
@@ -173,6 +190,8 @@ def _openi_frame(
                     "findings": rep["findings"],
                     "impression": rep["impression"],
                     "report_text": text,
+                    "indication": rep["indication"],
+                    "comparison": rep["comparison"],
                     "tags": tags,
                     "label": "",
                     "label_source": "mesh:report",
@@ -186,7 +205,27 @@ def _openi_frame(
             f"no OpenI report XML files found in {str(reports)!r}; pass the NLMCXR_reports folder or .tgz."
         )
     frame = pd.DataFrame(rows, columns=[*MANIFEST_COLUMNS, "mesh_major", "mesh_automatic"])
-    return frame, dropped, unparseable, n_reports
+    return OpenIParse(frame, dict(dropped), tuple(items), unparseable, n_reports)
+
+
+IMAGE_HINT = (
+    "for openi, --image-root is the NLMCXR_png folder that holds <image id>.png files "
+    "(e.g. CXR1_1_IM-0001-3001.png)"
+)
+
+
+def _views(view_csv: str | Path | None) -> tuple[dict[str, str] | None, str]:
+    """(views, where they came from): ``view_csv``; 'none' for no views; by default the view
+    table shipped with torchxrayvision (None when it is not installed)."""
+    if view_csv is not None and str(view_csv).strip().lower() == "none":
+        return None, "none"
+    if view_csv:
+        return read_view_csv(view_csv), str(view_csv)
+    try:
+        return shipped_openi_views(), "torchxrayvision shipped OpenI metadata (DICOM + t-SNE view)"
+    except ManifestError as exc:
+        logger.warning("no OpenI view table: %s", exc)
+        return None, "none"
 
 
 @DATASET_FORMATS.register(
@@ -199,29 +238,40 @@ def build_openi(
     view_csv: str | Path | None = None,
     limit: int | None = None,
 ) -> SourceTable:
-    """OpenI: ``reports`` is a folder of XMLs or the .tgz; ``image_root`` holds ``<id>.png``."""
+    """OpenI: ``reports`` is a folder of XMLs or the .tgz; ``image_root`` holds ``<id>.png``.
+
+    Views come from ``view_csv``, by default from the view table shipped with
+    torchxrayvision (:func:`shipped_openi_views`: 7,470 real image ids); ``view_csv='none'``
+    leaves them empty. ``limit`` keeps the first N report files.
+    """
     reports = Path(reports)
     if not reports.exists():
         raise ManifestError(
             f"OpenI reports {str(reports)!r} not found; pass reports=<NLMCXR_reports folder or .tgz>."
         )
-    views = read_view_csv(view_csv) if view_csv else None
-    frame, dropped, unparseable, n_reports = _openi_frame(reports, limit, views)
+    views, view_source = _views(view_csv)
+    parsed = _openi_frame(reports, limit, views)
     notes = []
     if views is None:
         notes.append("OpenI XMLs carry no view position; view is '' (pass view_csv to add one).")
+    else:
+        known = int((parsed.frame["view"] != "").sum())
+        notes.append(f"views from {view_source}: {known} of {len(parsed.frame)} images have one.")
     return SourceTable(
-        frame=frame,
+        frame=parsed.frame,
         image_root=Path(image_root) if image_root else reports.parent / "NLMCXR_png",
         label_source="mesh:report",
-        dropped=dict(dropped),
+        dropped=dict(parsed.dropped),
         notes=tuple(notes),
         extra_meta={
-            "n_reports": n_reports,
-            "unparseable": unparseable,
+            "n_reports": parsed.n_reports,
+            "unparseable": dict(parsed.unparseable),
             "reports": str(reports),
             "source_dataset": "openi",
+            "view_source": view_source,
         },
+        dropped_items=parsed.dropped_items,
+        image_hint=IMAGE_HINT,
     )
 
 
@@ -283,7 +333,8 @@ def build_openi_demo(
     reports = Path(reports) if reports else shipped_openi_reports()
     out_dir = Path(out) if out else Path(artifacts_root) / "data" / "openi_demo"
     views = shipped_openi_views()
-    frame, dropped, unparseable, n_reports = _openi_frame(reports, limit, views)
+    parsed = _openi_frame(reports, limit, views)
+    frame = parsed.frame
     # one_per_report prefers frontal ids; the phantom drawn for them is always PA
     frame["source_view"] = frame["view"]
     image_dir = out_dir / "images"
@@ -316,7 +367,7 @@ def build_openi_demo(
         frame=frame,
         image_root=image_dir,
         label_source="mesh:report",
-        dropped=dict(dropped),
+        dropped=dict(parsed.dropped),
         notes=(
             "images are synthetic phantoms (pipeline.phantoms) rendered from each report's MeSH tags, not real "
             "radiographs: image scores measure how well an encoder sees the drawn findings (~15% of findings are "
@@ -326,13 +377,15 @@ def build_openi_demo(
             "view is 'PA' because every phantom is a frontal rendering; source_view is the real image's view.",
         ),
         extra_meta={
-            "n_reports": n_reports,
-            "unparseable": unparseable,
+            "n_reports": parsed.n_reports,
+            "unparseable": dict(parsed.unparseable),
             "reports": str(reports),
             "source_dataset": "openi",
             "synthetic_images": True,
         },
         finalize=finalize,
         view_override="PA",
+        dropped_items=parsed.dropped_items,
+        images="generated",
     )
 

@@ -29,16 +29,17 @@ def test_tables_render_and_write(tmp_path: Path) -> None:
 def test_scale_model_projects_from_measured_costs(tmp_path: Path) -> None:
     from benchmarks import scale_model
 
-    costs = {"efficientnet_lite0.CF.pipeline_img_s": 4.0, "resnet50.CL.pipeline_img_s": 2.0,
+    costs = {"efficientnet_lite0.pipeline_img_s": 4.0, "resnet50.pipeline_img_s": 2.0,
              "minilm.pipeline_reports_s": 20.0, "decode_img_s_core.256": 300.0,
-             "decode_img_s_core.2048": 10.0}
+             "decode_img_s_core.2048": 10.0, "decode_img_s_core.jpeg2500_draft": 20.0}
     out = scale_model.run(_cfg(tmp_path), costs)
     table = out.tables[0]
-    assert len(table.rows) == (2 * 2 + 1) * len(scale_model.SIZES)
+    assert len(table.rows) == (2 * 3 + 1) * len(scale_model.SIZES)
     assert out.costs["merge_rows_s"] > 0
     lite = [r for r in table.rows if r[0] == "efficientnet_lite0" and r[1] == "256px"]
     assert lite[0][3] == "42 min"  # 10,000 images / 4 img/s
-    assert "decode-bound" in [r for r in table.rows if r[1] == "2048px"][0][4]
+    assert "decode-bound" in [r for r in table.rows if r[1] == "2048px PNG"][0][4]
+    assert [r for r in table.rows if r[1] == "2500x3000 JPEG"]
 
 
 def test_memory_child_reports_peak_rss(tmp_path: Path) -> None:
@@ -79,8 +80,11 @@ def test_text_benchmark(tmp_path: Path) -> None:
 
     out = text_extract.run(_cfg(tmp_path))
     rates = {row[0]: row[3] for row in out.tables[0].rows}
-    assert set(rates) == {"pipeline", "pad_to_max", "unsorted", "forward_only"}
+    assert set(rates) == {"pipeline onnxruntime", "pipeline torch", "pad_to_max", "unsorted",
+                          "forward_only"}
     assert all(v > 0 for v in rates.values())
+    ratios = {r.what: r for r in out.ratios}
+    assert ratios["minilm embeddings onnxruntime vs torch (min cosine)"].ok is True
 
 
 @pytest.mark.slow
@@ -88,6 +92,59 @@ def test_image_benchmark(tmp_path: Path) -> None:
     from benchmarks import image_extract
 
     out = image_extract.run(_cfg(tmp_path))
-    assert len(out.tables[0].rows) == 4  # 2 encoders x 2 layouts
-    assert {r.what.split(" ")[0] for r in out.ratios} == {"efficientnet_lite0", "resnet50"}
+    assert len(out.tables[0].rows) == 4  # 2 encoders x 2 backends
+    assert [r[1] for r in out.tables[0].rows] == ["pretrained", "pretrained",
+                                                  "random (timing only)", "random (timing only)"]
+    ratios = {r.what: r for r in out.ratios}
+    for name in ("efficientnet_lite0", "resnet50"):
+        assert ratios[f"{name} embeddings onnxruntime vs torch (min cosine)"].ok is True
+        assert ratios[f"{name} onnxruntime pipeline / FLOP limit"].value > 0
+    assert ratios["large JPEG decode+preprocess per core: draft / full"].value > 1
     assert out.costs["decode_img_s_core.256"] > out.costs["decode_img_s_core.2048"]
+    assert {t.name for t in out.tables} == {"image_extract", "image_limits",
+                                            "image_where_time_goes", "large_jpeg"}
+
+
+def test_store_verify_reports_seconds_per_gb(tmp_path: Path) -> None:
+    from benchmarks.store_verify import run
+
+    out = run(_cfg(tmp_path))
+    (row,) = out.tables[0].rows
+    gb, rows, dim, verify_s, per_gb = row[:5]
+    assert 0.016 < gb < 0.025 and rows == 16 * (1 << 20) // (4 * 1280) and dim == 1280
+    assert verify_s > 0 and per_gb == pytest.approx(verify_s / gb, rel=0.02)
+    assert out.ratios[0].bench == "verify"
+    assert out.costs["verify_s_per_gb"] == pytest.approx(per_gb, abs=0.01)
+    assert not (tmp_path / "work" / "verify").exists()  # the GB-sized scratch store is removed
+
+
+def test_full_grid_data_is_tiled_as_documented(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from benchmarks.classify_grid import make_full_grid_data
+    from pipeline.store import FeatureStore
+
+    mpath, root, dataset = make_full_grid_data(tmp_path, n_base=40)
+    frame = pd.read_csv(mpath)
+    img = FeatureStore(root / dataset / "grid_img.h5")
+    txt = FeatureStore(root / dataset / "grid_txt.h5")
+    assert len(frame) == len(img) == len(txt) == 80 and (img.dim, txt.dim) == (2048, 384)
+    X = img.read(frame["sample_id"].tolist())
+    # rows tiled twice (same patient and label), image columns 1280.. repeat 0..767, + noise
+    assert (frame["patient_id"][:40].to_numpy() == frame["patient_id"][40:].to_numpy()).all()
+    assert (frame["label"][:40].to_numpy() == frame["label"][40:].to_numpy()).all()
+    for a, b in ((X[:40], X[40:]), (X[:, :768], X[:, 1280:])):
+        noise = (a - b).std()
+        assert 0.1 < noise < 0.2 and noise < 0.2 * a.std()
+    assert 0.25 < (frame["label"] == "abnormal").mean() < 0.45
+
+
+@pytest.mark.slow
+def test_full_grid_benchmark_quick(tmp_path: Path) -> None:
+    from benchmarks import classify_grid
+
+    out = classify_grid.run_full(_cfg(tmp_path))
+    grid, per = out.tables
+    assert grid.rows[0][0].startswith("32 cells x 3 splits")
+    assert {r[0] for r in per.rows} == set(classify_grid.FULL_GRID["classifiers"])
+    assert out.costs["classify.full_grid_seconds"] > 0

@@ -206,7 +206,8 @@ def make_comparison(bench: BenchmarkResult, *, wilcoxon: bool = False) -> Compar
                          "wilcoxon_p": 0.04 if wilcoxon else np.nan,
                          "wilcoxon_p_holm": 0.12 if wilcoxon else np.nan, "rank_biserial": 1.0,
                          "n_pairs": 4, "nb_significant": 3 * p < 0.05,
-                         "wilcoxon_significant": False})
+                         "wilcoxon_significant": False, "p_a_better": 0.9, "p_equivalent": 0.08,
+                         "p_b_better": 0.02, "decision": "undecided"})
     ranks = pd.Series([1.25, 2.0, 2.75], index=labels).sort_values()
     return ComparisonResult(
         metric="accuracy", higher_is_better=True, cells=tuple(labels), n_splits=4,

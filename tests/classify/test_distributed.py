@@ -46,6 +46,7 @@ def test_bad_or_unreachable_scheduler_is_a_config_error() -> None:
             pass
 
 
+@pytest.mark.slow
 def test_dask_grid_equals_local_grid(toy_project, tmp_path) -> None:
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster, get_task_stream

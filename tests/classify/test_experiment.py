@@ -62,3 +62,25 @@ def test_defaults_and_toml_errors(tmp_path):
         load_experiment(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_experiment(tmp_path / "missing.toml")
+
+
+def test_equivalence_section():
+    exp = experiment_from_dict(_base())
+    assert exp.equivalence.rope_for("roc_auc") == 0.01
+    assert exp.equivalence.decision_probability == 0.95
+    exp = experiment_from_dict(_base(equivalence={"rope": {"brier": 0.005},
+                                                  "decision_probability": 0.9}))
+    assert exp.equivalence.rope_for("brier") == 0.005 and exp.equivalence.rope_for("mcc") == 0.01
+    with pytest.raises(ConfigError, match="equivalence.rope must be a number"):
+        experiment_from_dict(_base(equivalence={"rope": "small"}))
+    with pytest.raises(ConfigError, match="unknown key equivalence.rop. Did you mean 'rope'"):
+        experiment_from_dict(_base(equivalence={"rop": 0.01}))
+    with pytest.raises(ConfigError, match="equivalence.rope.roc_acu: unknown metric"):
+        experiment_from_dict(_base(equivalence={"rope": {"roc_acu": 0.01}}))
+
+
+def test_tuning_toml_loads():
+    exp = load_experiment(ROOT / "experiments" / "tuning.toml")
+    assert exp.tuning is not None and exp.tuning.search == "random" and exp.tuning.budget == 10
+    assert exp.operating_point.rule == "sensitivity=0.9"
+    assert exp.equivalence.rope_for("roc_auc") == 0.01

@@ -71,7 +71,7 @@ def test_attention_prefers_informative_modality_and_is_deterministic():
 def test_unknown_fusion_and_param():
     with pytest.raises(KeyError, match="Did you mean 'concat'"):
         FUSIONS.get("concatt")
-    with pytest.raises(ConfigError, match="valid: .*n_components"):
+    with pytest.raises(ConfigError, match="Valid parameters: .*n_components"):
         build_fusion("concat", BLOCKS, n_comp=3)
 
 

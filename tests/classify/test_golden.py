@@ -63,11 +63,12 @@ def _write_inputs(root: Path) -> dict:
         "patient_id": [f"p{i // 2:03d}" for i in range(N)],
         "image_path": [f"{s}.png" for s in ids],
         "report_id": [f"r{i // 2:03d}" for i in range(N)],
-        "findings": "", "impression": "", "report_text": "", "tags": "",
+        "findings": "", "impression": "", "report_text": "", "indication": "", "comparison": "",
+        "tags": "",
         "label": labels, "label_source": "external", "view": "PA",
     }).to_csv(mdir / f"{DATASET}.csv", index=False)
     (mdir / f"{DATASET}.json").write_text(json.dumps(
-        {"name": DATASET, "schema_version": 1, "image_root": "images", "label_rule": "golden"}))
+        {"name": DATASET, "schema_version": 2, "image_root": "images", "label_rule": "golden"}))
     return {
         "name": "golden", "dataset": DATASET, "manifest": str(mdir / f"{DATASET}.csv"),
         "features_root": str(feats), "results_root": str(root / "results"),

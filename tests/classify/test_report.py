@@ -29,7 +29,8 @@ from tests.classify.conftest import (
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("fig-roc", "fig-pr", "fig-confusion", "fig-boxplot", "fig-cd", "fig-pvalues",
-           "fig-attention", "fig-class-balance", "fig-ablation", "fig-shuffle")
+           "fig-attention", "fig-class-balance", "fig-ablation", "fig-shuffle",
+           "fig-reliability", "fig-decision-curve")
 
 
 class _Collector(html.parser.HTMLParser):

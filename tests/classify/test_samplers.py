@@ -20,14 +20,14 @@ def _xy(n_major=40, n_minor=4, seed=0):
 
 
 @pytest.mark.parametrize("name", ["smote", "borderline_smote", "smote_tomek", "adasyn"])
-def test_k_neighbors_adapts_to_small_minority(name, caplog):
+def test_k_neighbors_adapts_to_small_minority(name):
     X, y = _xy(n_minor=4)
     s = FoldSampler(name, {"k_neighbors": 5}, random_state=0)
     Xr, yr = s.fit_resample(X, y)
     assert s.k_neighbors_ == 3
     assert s.counts_before_ == {0: 40, 1: 4}
     assert s.counts_after_[1] > 4 and len(yr) == sum(s.counts_after_.values())
-    assert "k_neighbors reduced 5 -> 3" in caplog.text and s.notes_
+    assert any("k_neighbors reduced 5 -> 3" in n for n in s.notes_)
 
 
 def test_single_minority_sample_raises():

@@ -48,3 +48,15 @@ def test_infeasible_designs_fail_before_work():
     labels = np.array(["neg"] * 10 + ["pos"] * 2)  # pos in 1 group only
     with pytest.raises(DataError, match="fewer patient groups than cv.folds"):
         make_split_plan(ids, labels, groups, n_folds=2)
+
+
+def test_infeasible_designs_name_the_real_cause_not_an_impossible_fold_count():
+    ids, labels, groups = _design(n=12)
+    with pytest.raises(DataError) as exc:
+        make_split_plan(ids, labels, np.array(["p0"] * 12), n_folds=5)
+    assert "only 1 patient group" in str(exc.value) and "<= 1" not in str(exc.value)
+    labels = np.array(["neg"] * 10 + ["pos"] * 2)  # pos in 1 group only: no fold count helps
+    with pytest.raises(DataError) as exc:
+        make_split_plan(ids, labels, groups, n_folds=3)
+    assert "'pos': 1 group" in str(exc.value) and "No cv.folds value can help" in str(exc.value)
+    assert "<= 1" not in str(exc.value)

@@ -131,3 +131,26 @@ def test_preprocessor_never_sees_test_rows_in_a_benchmark(toy_project, monkeypat
         assert median == pytest.approx(float(np.nanmedian(score[train])))
     for cell in result.cells:
         assert np.isfinite(cell.summary("roc_auc")[0])
+
+
+def test_shared_prefix_runner_equals_cell_by_cell_with_a_tabular_block() -> None:
+    from classify.cell_task import run_split
+    from classify.results import CellSpec
+    from classify.split_runner import run_split_group
+
+    rng = np.random.default_rng(3)
+    n = 80
+    y = (rng.random(n) < 0.4).astype(np.int64)
+    img = rng.normal(size=(n, 3)) + y[:, None]
+    age = np.where(rng.random(n) < 0.2, np.nan, 50 + 10 * y + rng.normal(0, 5, n))
+    sex = np.where(rng.random(n) < 0.2, np.nan, (rng.random(n) < 0.5).astype(float))
+    X = np.column_stack([img, age, sex])
+    train, test = np.arange(n)[np.arange(n) % 4 != 0], np.arange(n)[np.arange(n) % 4 == 0]
+    specs = [CellSpec("f", ("img", "ctx"), ("image", "tabular"), "concat", "smote", c, {})
+             for c in ("logistic", "knn")]
+    args = (np.arange(5), BLOCKS, X, y, train, test)
+    kw = dict(n_classes=2, positive=1, seed=0, tables=TABLES)
+    shared = run_split_group(specs, *args, **kw)
+    for spec, out in zip(specs, shared, strict=True):
+        alone = run_split(spec, *args, **kw)
+        np.testing.assert_array_equal(out["proba"], alone["proba"])

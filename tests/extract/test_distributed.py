@@ -77,6 +77,20 @@ def test_merge_refuses_shards_with_another_encoder_setup(tmp_path: Path) -> None
         merge_shards([], tmp_path / "main" / "enc.h5")
 
 
+def test_merge_of_backends_is_recorded_and_refused_after_a_failed_check(tmp_path: Path) -> None:
+    ort = {"backend": "onnxruntime", "check": {"passed": True}}
+    fell_back = {"backend": "torch", "check": {"passed": False}}
+    p1, _ = _shard(tmp_path / "a" / "enc.h5", ["a0"], 1, inference=ort)
+    p2, _ = _shard(tmp_path / "b" / "enc.h5", ["b0"], 2, inference={"backend": "torch"})
+    p3, _ = _shard(tmp_path / "c" / "enc.h5", ["c0"], 3, inference=fell_back)
+    merge_shards([p1, p2], tmp_path / "ok" / "enc.h5")
+    merged = FeatureStore(tmp_path / "ok" / "enc.h5").provenance["inference"]
+    assert merged["mixed_backends"] == ["onnxruntime", "torch"]
+    with pytest.raises(StoreError, match="check against torch failed"):
+        merge_shards([p1, p3], tmp_path / "bad" / "enc.h5")
+    assert not (tmp_path / "bad" / "enc.h5").exists()
+
+
 def test_subset_manifest_keeps_order_and_metadata(image_manifest) -> None:
     sub = subset_manifest(image_manifest, ["s3", "s1"])
     assert sub.frame["sample_id"].tolist() == ["s1", "s3"]
@@ -90,7 +104,8 @@ def test_fitted_text_encoder_is_refused(image_manifest, tmp_path: Path) -> None:
         run_extract_distributed(image_manifest, "tfidf_svd", tmp_path, scheduler="tcp://x:1")
 
 
-def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_distributed_extraction_equals_local(tiny_encoders, image_manifest, tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     from distributed import Client, LocalCluster
 
@@ -98,15 +113,14 @@ def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> 
     from extract.runner import run_extract
 
     opts = dict(batch_size=2, num_workers=0, device="cpu")
-    local = run_extract(image_manifest, "efficientnet_lite0", tmp_path / "local", progress=False,
-                        **opts)
+    local = run_extract(image_manifest, "tiny_plain", tmp_path / "local", progress=False, **opts)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        dist = run_extract_distributed(image_manifest, "efficientnet_lite0", tmp_path / "dist",
+        dist = run_extract_distributed(image_manifest, "tiny_plain", tmp_path / "dist",
                                        scheduler=client, n_shards=3, **opts)
         assert len(dist.shards) == 3
         # a second run finds everything stored: nothing pending, nothing added
-        again = run_extract_distributed(image_manifest, "efficientnet_lite0", tmp_path / "dist",
+        again = run_extract_distributed(image_manifest, "tiny_plain", tmp_path / "dist",
                                         scheduler=client, n_shards=3, **opts)
     assert again.n_pending == 3  # only the 3 broken images are retried
     assert all(m.n_added == 0 for m in again.merges)
@@ -122,6 +136,7 @@ def test_distributed_extraction_equals_local(image_manifest, tmp_path: Path) -> 
         (tmp_path / "dist" / SHARDS_DIR / "toy").iterdir())
 
 
+@pytest.mark.slow
 def test_cli_extract_with_scheduler_fills_the_normal_store(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     from distributed import LocalCluster

@@ -53,11 +53,22 @@ def test_indication_store_embeds_the_indication_and_fails_empty_ones(context_man
     assert not np.allclose(store.read(["c0"]), report.read(["c0"]), atol=1e-3)
 
 
-def test_manifest_without_indication_column_names_the_fix(tmp_path: Path) -> None:
-    old = make_manifest("old", [{"sample_id": "a", "image_path": "a.png", "findings": "x",
-                                 "report_text": "x"}], tmp_path)
+def test_rows_without_an_indication_are_failed_not_dropped(tmp_path: Path) -> None:
+    bare = make_manifest("bare", [{"sample_id": "a", "image_path": "a.png", "findings": "x",
+                                   "report_text": "x"}], tmp_path)
+    s = run_extract(bare, "minilm", tmp_path, text_mode="indication")
+    assert s.n_embedded == 0 and "no INDICATION section" in s.failed["a"]
+
+
+def test_texts_of_a_frame_without_the_column_name_the_fix() -> None:
+    import pandas as pd
+
+    from extract.texts import manifest_texts
+
+    class Old:  # a table from before the column existed (a Manifest now adds it empty)
+        name = "old"
+        frame = pd.DataFrame({"findings": ["x"], "impression": [""], "report_text": ["x"]})
+
     with pytest.raises(ManifestError, match="rebuild it with `pipeline data`") as err:
-        run_extract(old, "minilm", tmp_path, text_mode="indication")
+        manifest_texts(Old(), "indication", False)
     assert err.value.exit_code == 2
-    with pytest.raises(ManifestError, match="indication"):
-        old.text("indication")

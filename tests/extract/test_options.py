@@ -13,7 +13,7 @@ from pipeline.cli import EXTRACT_ROUTING_ARGS, build_parser, main
 from pipeline.errors import ConfigError
 
 #: Fields only the Python API sets (no CLI flag); a new field must be added here or get a flag.
-API_ONLY = {"flush_every", "channels_last"}
+API_ONLY = {"flush_every", "channels_last", "onnx_cache"}
 #: CLI flags whose value reaches a field under another name.
 RENAMED = {"no_progress": "progress"}
 
@@ -24,6 +24,8 @@ CLI_VALUES = {
     "--batch-size": ("7", "batch_size", 7),
     "--num-workers": ("3", "num_workers", 3),
     "--device": ("cpu", "device", "cpu"),
+    "--backend": ("torch", "backend", "torch"),
+    "--threads": ("1", "threads", 1),
     "--limit": ("5", "limit", 5),
     "--equalize": (None, "equalize", True),
     "--allow-download": (None, "allow_download", True),
@@ -131,12 +133,21 @@ def test_dask_path_hands_the_options_to_every_shard(image_manifest, tmp_path, mo
     monkeypatch.setattr(dist, "get_client", lambda scheduler: (FakeClient(), False))
     monkeypatch.setattr(extract.runner, "run_extract", fake_run)
     options = ExtractOptions(batch_size=3, num_workers=2, allow_download=True, lock_timeout=4.0,
-                             equalize=True, device="cpu", limit=4, progress=True)
+                             equalize=True, device="cpu", limit=4, progress=True,
+                             backend="onnxruntime", threads=1, onnx_cache=tmp_path / "onnx")
     dist.run_extract_distributed(image_manifest, "efficientnet_lite0", tmp_path, options,
                                  scheduler="tcp://x:1")
     assert len(seen) == 2
     for shard in seen:  # unchanged except: the limit is applied by the driver, no bars
         assert shard == dataclasses.replace(options, limit=None, progress=False)
+    # defaults that depend on where a shard runs are resolved by the driver, not dropped
+    seen.clear()
+    dist.run_extract_distributed(image_manifest, "efficientnet_lite0", tmp_path / "f",
+                                 ExtractOptions(), scheduler="tcp://x:1")
+    from extract.backends.export import default_onnx_cache
+
+    assert {s.onnx_cache for s in seen} == {default_onnx_cache(tmp_path / "f")}
+    assert {s.num_workers for s in seen} == {0}  # no forking inside a threaded Dask worker
 
 
 def test_options_validate_and_reject_unknown_names() -> None:

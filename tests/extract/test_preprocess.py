@@ -132,3 +132,37 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError):
         PreprocessConfig(channels=3, mean=(0.5,), std=(0.5,))
     assert PreprocessConfig().to_dict()["mean"] == list(CFG.mean)
+
+
+def test_large_jpeg_is_decoded_at_reduced_size_and_png_is_not(tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from PIL import JpegImagePlugin
+
+    from extract.preprocess import draft_request
+
+    film = make_cxr_like(0, (600, 520))
+    Image.fromarray(film).save(tmp_path / "film.jpg", quality=95)
+    Image.fromarray(film).save(tmp_path / "film.png")
+    calls = []
+    real = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        calls.append((mode, size))
+        return real(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    cfg = PreprocessConfig(size=32)  # jpeg_draft 4: keep the short side >= 128 px
+    draft = _ok(tmp_path / "film.jpg", cfg)
+    assert calls == [("L", (128, 148))]  # libjpeg then decodes at 1/4: 130 x 150
+    full = _ok(tmp_path / "film.jpg", replace(cfg, jpeg_draft=0))
+    assert len(calls) == 1
+    assert np.abs(draft - full).mean() < 0.02 and not np.array_equal(draft, full)
+    png = _ok(tmp_path / "film.png", cfg)  # PNG: the unchanged full-size path
+    np.testing.assert_array_equal(png, _ok(tmp_path / "film.png", replace(cfg, jpeg_draft=0)))
+    assert len(calls) == 1
+    assert draft_request(300, 250, cfg) is None  # not much larger than the target: full decode
+    assert draft_request(2500, 3000, PreprocessConfig()) == (896, 1076)
+    assert "jpeg_draft" not in cfg.to_dict() and cfg.decode_dict()["jpeg_draft"] == 4
+    with pytest.raises(ValueError):
+        PreprocessConfig(jpeg_draft=-1)

@@ -16,12 +16,13 @@ from pipeline.store import FeatureStore
 from .conftest import REPORTS
 
 
-def test_image_run_writes_store_and_rerun_embeds_nothing(image_manifest, tmp_path: Path) -> None:
+def test_image_run_writes_store_and_rerun_embeds_nothing(tiny_encoders, image_manifest,
+                                                         tmp_path: Path) -> None:
     root = tmp_path / "features"
-    s = run_extract(image_manifest, "efficientnet_lite0", root, batch_size=4, num_workers=0)
+    s = run_extract(image_manifest, "tiny_plain", root, batch_size=4, num_workers=0)
     assert isinstance(s, ExtractSummary)
     assert (s.n_total, s.n_skipped_existing, s.n_embedded) == (9, 0, 6)
-    assert s.store == root / "toy" / "efficientnet_lite0.h5" and s.device == "cpu"
+    assert s.store == root / "toy" / "tiny_plain.h5" and s.device == "cpu"
     assert set(s.failed) == {"trunc", "text", "gone"}
     assert s.failed["trunc"].startswith("truncated") and s.failed["text"].startswith("not an image")
     assert s.failed["gone"].startswith("missing")
@@ -29,26 +30,24 @@ def test_image_run_writes_store_and_rerun_embeds_nothing(image_manifest, tmp_pat
     assert "6 embedded" in text and "3 failed" in text and "failed gone: missing" in text
     store = FeatureStore(s.store)
     assert sorted(store.ids.tolist()) == [f"s{i}" for i in range(6)]
-    assert store.read().shape == (6, 1280) and store.layers == ["stage3", "stage5"]
-    assert store.read(["s1"], layer="stage3").shape == (1, 40)
+    assert store.read().shape == (6, 24) and store.layers == ["block1", "block2"]
+    assert store.read(["s1"], layer="block1").shape == (1, 8)
     assert set(store.failed) == {"trunc", "text", "gone"}
     prov = store.provenance
     assert prov["weights_name"] != "random-init" and len(prov["weights_sha256"]) == 64
-    assert prov["preprocessing"]["size"] == 224 and prov["dataset"] == "toy"
+    assert prov["preprocessing"]["size"] == 32 and prov["dataset"] == "toy"
+    assert prov["versions"]["torch"] and prov["decode"]["jpeg_draft"] == 4
 
-    again = run_extract(image_manifest, "efficientnet_lite0", root, batch_size=4, num_workers=0)
+    again = run_extract(image_manifest, "tiny_plain", root, batch_size=4, num_workers=0)
     assert (again.n_embedded, again.n_skipped_existing) == (0, 6)
     assert set(again.failed) == {"trunc", "text", "gone"}  # failures are retried, still fail
     np.testing.assert_array_equal(FeatureStore(s.store).read(), store.read())
 
 
-def test_vectors_do_not_depend_on_batching_or_workers(image_manifest, tmp_path: Path) -> None:
-    a = run_extract(
-        image_manifest, "efficientnet_lite0", tmp_path / "a", batch_size=2, num_workers=0
-    )
-    b = run_extract(
-        image_manifest, "efficientnet_lite0", tmp_path / "b", batch_size=5, num_workers=2
-    )
+def test_vectors_do_not_depend_on_batching_or_workers(tiny_encoders, image_manifest,
+                                                      tmp_path: Path) -> None:
+    a = run_extract(image_manifest, "tiny_plain", tmp_path / "a", batch_size=2, num_workers=0)
+    b = run_extract(image_manifest, "tiny_plain", tmp_path / "b", batch_size=5, num_workers=2)
     ids = [f"s{i}" for i in range(6)]
     np.testing.assert_allclose(
         FeatureStore(a.store).read(ids), FeatureStore(b.store).read(ids), rtol=1e-4, atol=1e-5
@@ -56,7 +55,8 @@ def test_vectors_do_not_depend_on_batching_or_workers(image_manifest, tmp_path: 
     assert a.failed == b.failed
 
 
-def test_interrupted_run_keeps_flushed_batches(image_manifest, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_run_keeps_flushed_batches(tiny_encoders, image_manifest, tmp_path: Path,
+                                               monkeypatch) -> None:
     from extract.encoders import ImageEncoder
 
     real_encode = ImageEncoder.encode
@@ -69,20 +69,19 @@ def test_interrupted_run_keeps_flushed_batches(image_manifest, tmp_path: Path, m
         return real_encode(self, batch, **kw)
 
     monkeypatch.setattr(ImageEncoder, "encode", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        run_extract(
-            image_manifest, "efficientnet_lite0", tmp_path, batch_size=2, num_workers=0, limit=4
-        )
-    kept = FeatureStore(tmp_path / "toy" / "efficientnet_lite0.h5")
+    with pytest.raises(KeyboardInterrupt):  # torch: no backend check calls encode first
+        run_extract(image_manifest, "tiny_plain", tmp_path, batch_size=2, num_workers=0,
+                    limit=4, backend="torch")
+    kept = FeatureStore(tmp_path / "toy" / "tiny_plain.h5")
     assert sorted(kept.ids.tolist()) == ["s0", "s1"]
     monkeypatch.setattr(ImageEncoder, "encode", real_encode)
-    resumed = run_extract(
-        image_manifest, "efficientnet_lite0", tmp_path, batch_size=2, num_workers=0, limit=4
-    )
+    resumed = run_extract(image_manifest, "tiny_plain", tmp_path, batch_size=2, num_workers=0,
+                          limit=4)
     assert (resumed.n_skipped_existing, resumed.n_embedded) == (2, 2)
     assert len(FeatureStore(resumed.store)) == 4
 
 
+@pytest.mark.slow
 def test_random_weights_store_is_labelled(image_manifest, tmp_path: Path, empty_torch_home) -> None:
     s = run_extract(
         image_manifest,
@@ -97,10 +96,13 @@ def test_random_weights_store_is_labelled(image_manifest, tmp_path: Path, empty_
     assert FeatureStore(s.store).provenance["weights_name"] == "random-init"
 
 
-def test_text_modes_are_separate_stores_and_empty_text_fails(text_manifest, tmp_path: Path) -> None:
-    both = run_extract(text_manifest, "minilm", tmp_path, batch_size=2)
-    findings = run_extract(text_manifest, "minilm", tmp_path, batch_size=2, text_mode="findings")
-    assert both.encoder_key == "minilm" and findings.encoder_key == "minilm@findings"
+def test_text_modes_are_separate_stores_and_empty_text_fails(tiny_bert_dir, text_manifest,
+                                                             tmp_path: Path) -> None:
+    spec = f"hf:{tiny_bert_dir}"
+    both = run_extract(text_manifest, spec, tmp_path, batch_size=2)
+    findings = run_extract(text_manifest, spec, tmp_path, batch_size=2, text_mode="findings")
+    assert both.encoder_key.startswith("hf_tiny_bert") and "@" not in both.encoder_key
+    assert findings.encoder_key == both.encoder_key + "@findings"
     assert both.store != findings.store
     assert (both.n_embedded, both.failed) == (5, {})
     assert findings.n_embedded == 4 and list(findings.failed) == ["r2"]
@@ -109,15 +111,15 @@ def test_text_modes_are_separate_stores_and_empty_text_fails(text_manifest, tmp_
     x_both = FeatureStore(both.store).read(["r4"])
     x_find = FeatureStore(findings.store).read(["r4"])
     np.testing.assert_allclose(x_both, x_find, atol=1e-5)  # r4 has no impression: same text
-    assert run_extract(text_manifest, "minilm", tmp_path, batch_size=2).n_embedded == 0
+    assert run_extract(text_manifest, spec, tmp_path, batch_size=2).n_embedded == 0
 
 
-def test_masked_mode_masks_label_terms(text_manifest, tmp_path: Path) -> None:
-    plain = run_extract(text_manifest, "minilm", tmp_path, text_mode="impression")
-    masked = run_extract(
-        text_manifest, "minilm", tmp_path, text_mode="impression", mask_labels=True
-    )
-    assert masked.encoder_key == "minilm@impression+masked"
+def test_masked_mode_masks_label_terms(tiny_bert_dir, text_manifest, tmp_path: Path) -> None:
+    spec = f"hf:{tiny_bert_dir}"
+    plain = run_extract(text_manifest, spec, tmp_path, text_mode="impression")
+    masked = run_extract(text_manifest, spec, tmp_path, text_mode="impression", mask_labels=True)
+    assert masked.encoder_key == plain.encoder_key + "+masked"
+    assert masked.encoder_key.endswith("@impression+masked")
     prov = FeatureStore(masked.store).provenance["preprocessing"]
     assert prov["masked"] is True and prov["label_rule"].startswith("finding_vs_rest")
     assert len(prov["mask_terms_sha256"]) == 64 and prov["mask_terms_size"] > 10
@@ -184,7 +186,7 @@ def test_select_text() -> None:
     )
 
 
-def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> None:
+def test_works_with_the_real_manifest_class(tiny_encoders, image_dir: Path, tmp_path: Path) -> None:
     import pandas as pd
 
     datasets = pytest.importorskip("pipeline.manifest")
@@ -210,7 +212,7 @@ def test_works_with_the_real_manifest_class(image_dir: Path, tmp_path: Path) -> 
     manifest = datasets.Manifest(
         "real", frame, image_dir, {"label_rule": "finding_vs_rest:cardiomegaly"}
     )
-    img = run_extract(manifest, "efficientnet_lite0", tmp_path, batch_size=2, num_workers=0)
+    img = run_extract(manifest, "tiny_plain", tmp_path, batch_size=2, num_workers=0)
     assert img.n_embedded == 2 and list(img.failed) == ["c"]
     txt = run_extract(manifest, "tfidf_svd", tmp_path, mask_labels=True)
     assert txt.encoder_key == "tfidf_svd@both+masked" and txt.n_embedded == 3
@@ -226,7 +228,7 @@ def real_openi_manifest(openi_reports_tgz, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("openi20")
     return build_manifest("openi", reports=openi_reports_tgz, limit=24, one_per_report=True,
-                          drop_empty_text=True, manifest_dir=root / "manifests")
+                          drop_empty_text=True, manifest_dir=root / "manifests", check_images=False)
 
 
 def test_masked_store_differs_from_unmasked_on_real_reports(real_openi_manifest, tmp_path):

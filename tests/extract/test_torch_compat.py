@@ -20,6 +20,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_torchvision_and_transformers_import_in_a_fresh_interpreter() -> None:
     code = (
         "from extract.torch_compat import ensure_torchvision, import_transformers\n"

@@ -77,6 +77,9 @@ def test_store_is_tabular_and_never_reads_the_findings(tmp_path) -> None:
     assert not np.array_equal(X[1], X[2], equal_nan=True)
 
 
-def test_old_manifest_without_the_context_columns_names_the_fix(tmp_path) -> None:
+def test_manifest_without_any_context_text_names_the_fix(tmp_path) -> None:
+    frame = _manifest(tmp_path, indication="", comparison="").frame
     with pytest.raises(ManifestError, match="rebuild it with `pipeline data`"):
-        openi_context_frame(_manifest(tmp_path).frame)
+        openi_context_frame(frame)
+    with pytest.raises(ManifestError, match="no 'indication' column"):
+        openi_context_frame(frame.drop(columns=["indication"]))

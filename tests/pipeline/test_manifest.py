@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.build import build_manifest
-from pipeline.errors import ManifestError
+from pipeline.errors import ConfigError, ManifestError
 from pipeline.manifest import MANIFEST_COLUMNS, Manifest, load_manifest, save_manifest
 
 
@@ -102,3 +102,46 @@ def test_save_load_roundtrip(tmp_path, monkeypatch):
     assert load_manifest(absolute).image_root == tmp_path / "imgs"
 
 
+
+
+# ----------------------------------------------------------------- schema 2: indication, comparison
+
+
+def test_context_columns_default_to_empty_and_are_text_modes(tmp_path):
+    df = _frame(2).drop(columns=["indication", "comparison"])
+    m = Manifest("t", df, tmp_path)
+    assert list(m.frame["indication"]) == ["", ""] and list(m.frame["comparison"]) == ["", ""]
+    assert "indication" not in df.columns  # the caller's frame is not changed
+    full = _frame(2, indication=["cough", ""], comparison=["none", "prior"])
+    m = Manifest("t", full, tmp_path)
+    assert m.text("indication").to_dict() == {"s0": "cough", "s1": ""}
+    assert m.text("comparison").to_dict() == {"s0": "none", "s1": "prior"}
+    assert m.text("both").to_dict() == {"s0": "f i", "s1": "f i"}  # report_text: the read only
+    with pytest.raises(ConfigError, match="text mode 'history' is invalid"):
+        m.text("history")
+
+
+def test_an_old_manifest_says_how_to_rebuild_it(tmp_path, capsys):
+    m = Manifest("old", _frame(3), tmp_path / "img", {"build": {
+        "source": "openi_demo", "options": {"limit": 8, "one_per_report": True,
+                                            "artifacts_root": "artifacts", "manifest_dir": "x"}}})
+    csv = save_manifest(m, tmp_path / "old.csv")
+    side = json.loads(csv.with_suffix(".json").read_text())
+    assert side["schema_version"] == 2
+    side["schema_version"] = 1  # as written before the indication/comparison columns
+    csv.with_suffix(".json").write_text(json.dumps(side))
+    pd.read_csv(csv, dtype=str).drop(columns=["indication", "comparison"]).to_csv(csv, index=False)
+    with pytest.raises(ConfigError) as err:
+        load_manifest(csv)
+    msg = str(err.value)
+    assert "schema 1" in msg and "indication and comparison" in msg
+    assert "`pipeline data openi_demo --artifacts artifacts --limit 8 --one-per-report`" in msg
+    from pipeline.cli import main
+
+    code = main(["extract", "--manifest", str(csv), "--encoder", "tfidf_svd",
+                 "--artifacts", str(tmp_path)])
+    assert code == 2 and "pipeline data openi_demo" in capsys.readouterr().err  # not a KeyError
+    side["schema_version"] = "two"
+    csv.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(ManifestError, match="schema_version 'two', not an integer"):
+        load_manifest(csv)

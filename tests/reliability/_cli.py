@@ -42,6 +42,29 @@ def popen(*args: object, **extra_env: str) -> subprocess.Popen:
     )
 
 
+def run_in_process(*args: object) -> int:
+    """``pipeline.cli.main(args)`` in this process, for fixtures that only prepare inputs (a
+    subprocess spends ~3 s of CPU importing torch and scikit-learn). The root log handlers that
+    the CLI installs are removed and the previous ones restored afterwards."""
+    import logging
+
+    from pipeline.cli import main
+
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    try:
+        return main([str(a) for a in args])
+    finally:
+        for handler in list(root.handlers):
+            if handler not in before:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in before:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+
+
 def out(proc: subprocess.CompletedProcess) -> str:
     """stdout + stderr, for assertions and failure messages."""
     return (proc.stdout or "") + (proc.stderr or "")

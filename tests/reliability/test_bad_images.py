@@ -98,6 +98,7 @@ def bad_image_run(tmp_path_factory: pytest.TempPathFactory):
     return tmp, proc
 
 
+@pytest.mark.slow
 def test_bad_images_are_skipped_with_reasons_and_exit_3(bad_image_run):
     tmp, proc = bad_image_run
     assert proc.returncode == EXIT_PARTIAL, out(proc)
@@ -118,6 +119,7 @@ def test_bad_images_are_skipped_with_reasons_and_exit_3(bad_image_run):
     assert "raise max_pixels" in store.failed["bad_over_limit"]  # our limit, says the fix
 
 
+@pytest.mark.slow
 def test_failed_images_are_retried_and_fixed_ones_are_added(bad_image_run):
     tmp, _ = bad_image_run
     from PIL import Image

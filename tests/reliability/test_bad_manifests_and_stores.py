@@ -18,7 +18,7 @@ import pytest
 from pipeline.build import build_manifest
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from tests.reliability._cli import experiment, out, run, text_rows, write_csv_manifest
+from tests.reliability._cli import experiment, run_in_process, text_rows, write_csv_manifest
 
 N, LIMIT = 36, 33
 
@@ -29,9 +29,9 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     art = tmp_path_factory.mktemp("stores")
     src = write_csv_manifest(art / "src.csv", text_rows(N))
     build_manifest("csv", path=src, name="rel", artifacts_root=art)
-    proc = run("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
-               "--limit", LIMIT, "--no-progress", "--artifacts", art)
-    assert proc.returncode == EXIT_OK, out(proc)
+    code = run_in_process("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder",
+                          "tfidf_svd", "--limit", LIMIT, "--no-progress", "--artifacts", art)
+    assert code == EXIT_OK
     return art
 
 

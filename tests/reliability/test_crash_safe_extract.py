@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.store import FeatureStore
 from tests.reliability._cli import out, popen, run
@@ -34,6 +35,7 @@ def _rows(store: FeatureStore) -> dict[str, np.ndarray]:
     return dict(zip(store.ids.tolist(), store.read(), strict=True))
 
 
+@pytest.mark.slow
 def test_sigkilled_extract_resumes_to_the_uninterrupted_store(demo_manifest: Path, tmp_path: Path):
     ref_art, art = tmp_path / "ref", tmp_path / "killed"
     proc = run(*_extract(demo_manifest, ref_art))

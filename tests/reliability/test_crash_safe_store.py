@@ -33,6 +33,7 @@ def _as_dict(store: FeatureStore, layer=None) -> dict[str, np.ndarray]:
     return dict(zip(store.ids.tolist(), store.read(layer=layer), strict=True))
 
 
+@pytest.mark.slow
 def test_sigkill_repeatedly_then_resume_equals_uninterrupted_run(tmp_path):
     reference = tmp_path / "ref.h5"
     subprocess.run([*WORKER, str(reference), str(N), str(BATCH), "0"], env=_env(), check=True)

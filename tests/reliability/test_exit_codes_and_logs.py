@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 import pipeline.cli as cli
-from pipeline.errors import EXIT_INTERNAL, EXIT_OK, EXIT_PARTIAL, EXIT_USER_ERROR
+from pipeline.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USER_ERROR,
+)
 from tests.reliability._cli import out, run, text_rows, write_csv_manifest
 
 
@@ -77,3 +83,60 @@ def test_every_run_gets_its_own_log_file(tmp_path: Path, capsys):
     logs = _logs(tmp_path)
     assert len(logs) == 3
     assert all("missing.csv" in p.read_text(encoding="utf-8") for p in logs)
+
+
+def test_exit_code_130_is_documented_with_the_others():
+    """Issue 11, observation 12: Ctrl-C exits 130, which the README's list did not mention."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Exit codes"):]
+    section = section[: section.index("\n## ", 3)]
+    for code in ("`0`", "`1`", "`2`", "`3`", "`130`"):
+        assert code in section, code
+    assert "Ctrl-C" in section and "kept" in section
+
+
+def test_ctrl_c_is_130_in_process(tmp_path: Path, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli._VERBS, "list", interrupted)
+    assert cli.main(["list", "--artifacts", str(tmp_path)]) == EXIT_INTERRUPTED == 130
+    assert "interrupted; everything already computed is kept" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigint_during_classify_exits_130_and_keeps_finished_cells(tmp_path: Path):
+    import signal
+    import time
+
+    from pipeline.build import build_manifest
+    from tests.reliability._cli import experiment, popen
+
+    build_manifest("csv", path=write_csv_manifest(tmp_path / "src.csv", text_rows(90)),
+                   name="m", artifacts_root=tmp_path)
+    proc = run("extract", "--manifest", tmp_path / "manifests" / "m.csv", "--encoder",
+               "tfidf_svd", "--no-progress", "--artifacts", tmp_path)
+    assert proc.returncode == EXIT_OK, out(proc)
+    cfg = experiment(tmp_path / "exp.toml", name="m", dataset="m", stores=["tfidf_svd"],
+                     fusions=["single"], samplers=["none", "smote", "random_under"],
+                     classifiers=["logistic", "knn", "decision_tree", "random_forest"],
+                     n_jobs=1, cv={"folds": 5, "repeats": 5, "seed": 0})
+    running = popen("classify", "--config", cfg, "--artifacts", tmp_path)
+    cells = tmp_path / "results" / "m" / "cells"
+    deadline = time.time() + 120
+    def finished() -> int:  # cell folders in place (not the hidden ones being written)
+        return len([p for p in cells.iterdir() if not p.name.startswith(".")]) if cells.is_dir() else 0
+
+    while not finished() and time.time() < deadline:
+        assert running.poll() is None, running.communicate()
+        time.sleep(0.2)
+    n_before = finished()
+    assert n_before >= 1
+    running.send_signal(signal.SIGINT)
+    stdout, stderr = running.communicate(timeout=60)
+    assert running.returncode == EXIT_INTERRUPTED, stderr
+    assert "interrupted; everything already computed is kept" in stderr
+    done = run("verify", cells, "--artifacts", tmp_path)
+    assert done.returncode == EXIT_OK and " OK" in done.stdout, out(done)  # finished cells intact
+    n_after = finished()
+    assert n_after >= n_before and f"{n_after} checked, {n_after} OK, 0 failed" in done.stdout

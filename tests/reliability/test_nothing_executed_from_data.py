@@ -87,6 +87,7 @@ def one_image_manifest(tmp_path: Path) -> Path:
     return tmp_path / "manifests" / "w.csv"
 
 
+@pytest.mark.slow
 def test_a_weights_file_with_pickled_code_is_refused_not_run(one_image_manifest: Path,
                                                              tmp_path: Path, monkeypatch, capsys):
     import torch

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from filelock import FileLock
 
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
@@ -24,6 +25,7 @@ def _store(artifacts: Path) -> Path:
     return artifacts / "features" / "openi_demo" / "tfidf_svd.h5"
 
 
+@pytest.mark.slow
 def test_a_locked_store_is_refused_with_exit_2_and_left_untouched(demo_manifest: Path, tmp_path: Path):
     path = _store(tmp_path)
     path.parent.mkdir(parents=True)
@@ -35,6 +37,7 @@ def test_a_locked_store_is_refused_with_exit_2_and_left_untouched(demo_manifest:
     assert not path.exists() and not path.with_name(path.name + ".parts").exists()
 
 
+@pytest.mark.slow
 def test_a_waiting_writer_proceeds_once_the_lock_is_released(demo_manifest: Path, tmp_path: Path):
     path = _store(tmp_path)
     path.parent.mkdir(parents=True)
@@ -52,6 +55,7 @@ def test_a_waiting_writer_proceeds_once_the_lock_is_released(demo_manifest: Path
     assert len(store) > 40 and f"{len(store)} embedded" in out
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_leave_one_intact_store(demo_manifest: Path, tmp_path: Path):
     procs = [popen(*_extract(demo_manifest, tmp_path, "--lock-timeout", 300)) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]

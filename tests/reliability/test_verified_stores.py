@@ -161,6 +161,8 @@ def test_malformed_store_exits_2_naming_file_problem_and_fix(base, tmp_path, cap
     assert str(_store(art)) in text and expected in text, text
     assert "pipeline extract" in text and "--rebuild" in text
     assert "internal error" not in text and "Traceback" not in text
+    code, text = _cli(capsys, "list", "--artifacts", art)  # listing still works, and says so
+    assert code == EXIT_OK and "tfidf_svd.h5" in text and "DAMAGED" in text and expected in text
 
 
 def test_garbage_part_file_is_named_quarantined_and_resume_proceeds(base, tmp_path, capsys):

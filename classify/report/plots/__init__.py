@@ -7,6 +7,7 @@ import matplotlib.
 """
 
 from classify.report.plots.base import figure_to_png, short_labels, short_names
+from classify.report.plots.calibration import plot_decision_curves, plot_reliability
 from classify.report.plots.curves import plot_confusion, plot_fold_boxplots, plot_pr, plot_roc
 from classify.report.plots.modality import (
     plot_ablation,
@@ -20,4 +21,5 @@ __all__ = [
     "figure_to_png", "short_labels", "short_names", "plot_confusion", "plot_fold_boxplots",
     "plot_pr", "plot_roc", "plot_ablation", "plot_attention", "plot_class_balance",
     "plot_shuffle_drops", "plot_critical_difference", "plot_pvalue_heatmaps",
+    "plot_decision_curves", "plot_reliability",
 ]

@@ -86,7 +86,9 @@ def plot_critical_difference(comparison: ComparisonResult) -> Figure:
             ax.text((xpos(1) + xpos(1 + cd)) / 2, y_cd - 0.14, f"CD = {cd:.2f}",
                     ha="center", va="bottom", fontsize=8.5)
         note = []
-        if comparison.friedman_p is not None:
+        if comparison.friedman_p is not None and not math.isfinite(comparison.friedman_p):
+            note.append("Friedman: all tied")
+        elif comparison.friedman_p is not None:
             note.append(f"Friedman chi2 = {comparison.friedman_stat:.2f}, "
                         f"p = {format_p(comparison.friedman_p)}")
         note.append("red bar: not significantly different (Nemenyi)" if has_cd

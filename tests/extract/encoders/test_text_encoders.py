@@ -70,6 +70,7 @@ def test_registry_meta() -> None:
     assert "mimic-iii" in TEXT_ENCODERS.meta("clinicalbert")["trained_on"]
 
 
+@pytest.mark.slow
 def test_minilm_shapes_norms_and_determinism(minilm) -> None:
     a, b = minilm.encode(TEXTS), minilm.encode(TEXTS)
     assert a.X.shape == (3, 384) and a.X.dtype == np.float32
@@ -87,20 +88,28 @@ def test_minilm_shapes_norms_and_determinism(minilm) -> None:
     assert len(desc["weights_sha256"]) == 64 and desc["modality"] == "text"
 
 
-def test_length_sorted_batches_equal_unsorted(minilm) -> None:
+@pytest.fixture(params=["tiny", pytest.param("minilm", marks=pytest.mark.slow)])
+def text_encoder(request, tiny_bert_dir):
+    """A random 2-layer BERT (fast tier) and the real MiniLM (slow tier)."""
+    if request.param == "tiny":
+        return build_text_encoder(f"hf:{tiny_bert_dir}", batch_size=2)
+    return request.getfixturevalue("minilm")
+
+
+def test_length_sorted_batches_equal_unsorted(text_encoder) -> None:
     texts = ["short.", *TEXTS, "a much longer report " * 12, "mid length report text here"]
-    minilm.sort_by_length = True
-    sorted_x = minilm.encode(texts).X
-    minilm.sort_by_length = False
+    text_encoder.sort_by_length = True
+    sorted_x = text_encoder.encode(texts).X
+    text_encoder.sort_by_length = False
     try:
-        unsorted_x = minilm.encode(texts).X
+        unsorted_x = text_encoder.encode(texts).X
     finally:
-        minilm.sort_by_length = True
+        text_encoder.sort_by_length = True
     np.testing.assert_allclose(sorted_x, unsorted_x, atol=2e-5)
 
 
-def test_truncation_is_counted(minilm) -> None:
-    result = minilm.encode(["normal chest", "opacity " * 400])
+def test_truncation_is_counted(text_encoder) -> None:
+    result = text_encoder.encode(["normal chest", "opacity " * 400])
     assert result.truncated.tolist() == [False, True] and result.n_truncated == 1
     assert np.isfinite(result.X).all()
 

@@ -135,3 +135,32 @@ def test_top_k_too_large():
     with pytest.raises(ConfigError, match="lower k"):
         apply_label_rule("top_k_multiclass:k=9", ROWS)
 
+
+
+# ----------------------------------------------------------------- uncertain findings (CheXpert -1)
+
+
+def test_uncertain_policies_for_each_rule():
+    tags = [["cardiomegaly"], [], [], ["normal"], ["effusion"]]
+    uncertain = [["effusion"], ["effusion"], [], [], []]
+
+    def labels(rule, policy):
+        return apply_label_rule(rule, tags, uncertain=uncertain, policy=policy).labels
+
+    # finding_vs_rest: a read row with only uncertain mentions is 'other' under U-Zeros
+    assert labels("finding_vs_rest:effusion", "zeros") == (
+        "other", "other", None, "other", "effusion")
+    assert labels("finding_vs_rest:effusion", "ones") == (
+        "effusion", "effusion", None, "other", "effusion")
+    assert labels("finding_vs_rest:effusion", "ignore") == (None, None, None, "other", "effusion")
+    # normal_vs_abnormal: no positive finding and no 'normal' -> dropped as uncertain_only
+    zeros = apply_label_rule("normal_vs_abnormal", tags, uncertain=uncertain, policy="zeros")
+    assert zeros.labels == ("abnormal", None, None, "normal", "abnormal")
+    assert zeros.reasons[1:3] == ("uncertain_only", "unlabelled")
+    ignore = apply_label_rule("normal_vs_abnormal", tags, uncertain=uncertain, policy="ignore")
+    assert ignore.labels == ("abnormal", None, None, "normal", "abnormal")
+    assert ignore.dropped == {"uncertain": 1, "unlabelled": 1}
+    # without uncertain information nothing changes: an empty row is unlabelled
+    assert apply_label_rule("finding_vs_rest:effusion", tags).labels[1] is None
+    with pytest.raises(ConfigError, match="uncertain policy 'maybe'"):
+        apply_label_rule("normal_vs_abnormal", tags, uncertain=uncertain, policy="maybe")

@@ -1,10 +1,12 @@
-"""Fixtures of the source tests: small OpenI report folders written in the test."""
+"""Fixtures of the source tests: small OpenI report folders (+ NLMCXR_png) and MIMIC-CXR-JPG releases written in the test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from tests.pipeline.sources.mimic_release import Release, write_release
 
 
 def _openi_xml(uid: str, images: list[str], major: list[str], findings="", impression="") -> str:
@@ -44,5 +46,15 @@ def openi_dir(tmp_path) -> Path:
     (d / "10.xml").write_text(
         _openi_xml("CXR10", ["CXR10_a", "CXR10_b"], ["Opacity/lung"], "Opacity.", "")
     )
+    png = tmp_path / "NLMCXR_png"  # the default image root: next to the reports
+    png.mkdir()
+    for image_id in ("CXR1_a", "CXR1_b", "CXR2_a", "CXR4_a", "CXR6_a", "CXR10_a", "CXR10_b"):
+        (png / f"{image_id}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     return d
+
+
+@pytest.fixture(scope="module")
+def mimic_release(tmp_path_factory) -> Release:
+    """24 studies x 2 images of a MIMIC-CXR-JPG-shaped release with one defect per 12 studies."""
+    return write_release(tmp_path_factory.mktemp("mimic") / "mimic-cxr-jpg" / "2.0.0")
 

@@ -39,3 +39,19 @@ def test_csv_builder_defaults_and_label_rule(tmp_path):
     assert (tmp_path / "m" / "ruled.csv").is_file()
 
 
+
+
+def test_csv_without_images_warns_instead_of_failing(tmp_path):
+    """A generic CSV may be text-only: no image found is a note (with the fix), not exit 2."""
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"sample_id": ["a", "b"], "image_path": ["img/a.png", "img/b.png"],
+                  "findings": ["x", "y"], "label": ["p", "n"]}).to_csv(path, index=False)
+    m = build_manifest("csv", path=path, manifest_dir=tmp_path / "m")
+    assert m.meta["image_check"]["found"] == 0
+    assert any(str(tmp_path / "img" / "a.png") in n and "--image-root" in n for n in m.meta["notes"])
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "a.png").write_bytes(b"x")
+    (tmp_path / "img" / "b.png").write_bytes(b"x")
+    ok = build_manifest("csv", path=path, manifest_dir=tmp_path / "m")
+    assert ok.meta["image_check"] == {"checked": 2, "found": 2, "missing": 0,
+                                      "missing_examples": [], "seconds": ok.meta["image_check"]["seconds"]}

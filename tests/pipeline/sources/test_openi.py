@@ -52,7 +52,8 @@ def test_openi_spot_check_known_reports(real_openi):
 
 def test_openi_full_manifest_counts_every_dropped_row(openi_reports_tgz, tmp_path):
     m = build_manifest(
-        "openi", reports=openi_reports_tgz, manifest_dir=tmp_path, drop_empty_text=True
+        "openi", reports=openi_reports_tgz, manifest_dir=tmp_path, drop_empty_text=True,
+        check_images=False,
     )
     dropped = m.meta["dropped"]
     assert dropped["report_without_images"] == 104
@@ -69,7 +70,7 @@ def test_openi_full_manifest_counts_every_dropped_row(openi_reports_tgz, tmp_pat
 
 def test_openi_folder_records_unparseable_files(openi_dir, tmp_path, caplog):
     m = build_manifest(
-        "openi", reports=openi_dir, manifest_dir=tmp_path, image_root=tmp_path / "png"
+        "openi", reports=openi_dir, manifest_dir=tmp_path, image_root=tmp_path / "NLMCXR_png"
     )
     assert set(m.meta["unparseable"]) == {"5.xml", "6.xml"}
     assert "XML parse error" in m.meta["unparseable"]["5.xml"]
@@ -163,3 +164,75 @@ def test_openi_demo_small(tmp_path, openi_reports_tgz):
     loaded = load_manifest(tmp_path / "manifests" / "openi_demo.csv")
     assert loaded.ids == m.ids and loaded.image_file(m.ids[0]).is_file()
 
+
+
+# ----------------------------------------------------------------- issue 16: views, ids, image root
+
+
+def test_real_openi_views_come_from_the_shipped_table(real_openi, openi_reports_tgz, tmp_path):
+    """Without --view-csv the real release gets torchxrayvision's shipped view table, so
+    `make openi` (frontal only, one per report) keeps frontal films; counts on 7,470 images."""
+    views = real_openi.frame["view"].value_counts().to_dict()
+    assert views == {"PA": 4718, "LATERAL": 1124, "": 1205, "AP": 423}
+    assert "torchxrayvision" in real_openi.extra_meta["view_source"]
+    frontal = build_manifest("openi", reports=openi_reports_tgz, manifest_dir=tmp_path,
+                             name="frontal", frontal_only=True, one_per_report=True,
+                             drop_empty_text=True, check_images=False)
+    assert len(frontal) == 3577 and set(frontal.frame["view"]) == {"PA", "AP"}
+    assert frontal.frame["report_id"].is_unique
+    assert frontal.meta["dropped"] == {
+        "report_without_images": 104, "view_unknown": 1205, "not_frontal": 1124,
+        "extra_image_of_report": 1456, "empty_text": 22, "label:unlabelled": 86,
+    }
+    first = build_manifest("openi", reports=openi_reports_tgz, manifest_dir=tmp_path,
+                           name="first", one_per_report=True, drop_empty_text=True,
+                           check_images=False)
+    assert first.frame["view"].value_counts().to_dict() == {"PA": 3271, "AP": 306, "LATERAL": 157}
+    none = build_manifest("openi", reports=openi_reports_tgz, manifest_dir=tmp_path, name="none",
+                          view_csv="none", limit=50, check_images=False)
+    assert (none.frame["view"] == "").all() and none.meta["view_source"] == "none"
+
+
+def test_openi_dropped_ids_are_written_next_to_the_manifest(openi_dir, tmp_path):
+    m = build_manifest("openi", reports=openi_dir, manifest_dir=tmp_path / "m", one_per_report=True)
+    dropped = pd.read_csv(tmp_path / "m" / "openi.dropped.csv", dtype=str, keep_default_na=False)
+    assert list(dropped.columns) == ["id", "level", "reason", "detail"]
+    by_reason = dropped.groupby("reason")["id"].apply(sorted).to_dict()
+    assert by_reason == {
+        "unparseable_xml": ["5.xml", "6.xml"],
+        "report_without_images": ["CXR3"],
+        "extra_image_of_report": ["CXR10_b", "CXR1_b"],
+        "label:unlabelled": ["CXR4_a"],
+    }
+    # the counts in the sidecar are the same drops, and the first ids are kept for printing
+    counts = dropped["reason"].value_counts().to_dict()
+    assert counts == m.meta["dropped"]
+    assert m.meta["dropped_examples"]["label:unlabelled"] == ["CXR4_a"]
+    assert m.meta["dropped_file"] == "openi.dropped.csv"
+
+
+def test_openi_wrong_image_root_exits_2_naming_an_expected_file(openi_dir, tmp_path, capsys):
+    from pipeline.cli import main
+
+    code = main(["data", "openi", "--reports", str(openi_dir), "--image-root", str(tmp_path),
+                 "--artifacts", str(tmp_path / "art")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{tmp_path / 'CXR1_a.png'}" in err and "only 0 of" in err
+    assert f"pass --image-root {tmp_path / 'NLMCXR_png'}" in err  # found one level down
+    assert not (tmp_path / "art" / "manifests" / "openi.csv").exists()
+    # the right root works, and a text-only manifest can skip the check
+    assert main(["data", "openi", "--reports", str(openi_dir), "--artifacts", str(tmp_path / "art")]) == 0
+    assert main(["data", "openi", "--reports", str(openi_dir), "--image-root", str(tmp_path / "x"),
+                 "--skip-image-check", "--name", "text", "--artifacts", str(tmp_path / "art")]) == 0
+
+
+def test_openi_indication_and_comparison_columns(real_openi):
+    """INDICATION/COMPARISON are parsed into their own columns; report_text stays the read."""
+    reports = real_openi.frame.drop_duplicates("report_id")
+    assert (reports["indication"] != "").sum() == 3765  # 3,865 of all 3,955 reports; these have images
+    assert (reports["comparison"] != "").sum() == 3252
+    cxr1 = reports.set_index("report_id").loc["CXR1"]
+    assert (cxr1["indication"], cxr1["comparison"]) == ("Positive TB test", "None.")
+    assert cxr1["report_text"] == f"{cxr1['findings']} {cxr1['impression']}"
+    assert not reports["report_text"].str.contains("Positive TB test").any()
