@@ -154,3 +154,18 @@ def test_shared_prefix_runner_equals_cell_by_cell_with_a_tabular_block() -> None
     for spec, out in zip(specs, shared, strict=True):
         alone = run_split(spec, *args, **kw)
         np.testing.assert_array_equal(out["proba"], alone["proba"])
+
+
+def test_fit_final_refuses_a_cell_on_a_tabular_store(toy_project, tmp_path) -> None:
+    from classify.bundle import fit_final
+    from pipeline.errors import ConfigError
+
+    _tabular_store(toy_project)
+    exp = experiment_from_dict(toy_project["config"](
+        stores=["img", "ctx"], feature_sets={"ctx": ["ctx"], "image": ["img"]},
+        fusions=["single"], samplers=["none"]))
+    run_benchmark(exp)
+    with pytest.raises(ConfigError, match="'ctx' is a tabular store"):
+        fit_final(exp, cell="ctx/single/none/logistic", models_root=tmp_path / "models")
+    bundle = fit_final(exp, cell="image/single/none/logistic", models_root=tmp_path / "models")
+    assert bundle is not None
