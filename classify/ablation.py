@@ -5,6 +5,8 @@
   per classifier, plus mean attention weights per store. Several feature sets of one
   column (``text``, ``text_findings``, ``text_masked``) get one column each:
   ``text-only (text_masked)`` (see :func:`variant_of`).
+* :func:`ablation_table` also pairs every full-fusion cell with its cells on subsets of its
+  blocks (:func:`classify.subsets.subset_ablation`, corrected paired tests).
 * :func:`shuffle_test` refits a fused cell on each evaluated split, then permutes one
   store's block across the rows of the *test* fold and rescores: the score drop says
   how much the fitted model relies on that modality.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -20,16 +23,17 @@ import numpy as np
 import pandas as pd
 
 from classify.evaluate import METRICS, score_fold
-from classify.features import FeatureSet, blocks_spec
+from classify.features import FeatureSet, blocks_spec, tables_spec
 from classify.leakage import ceiling_warning
 from classify.pipeline_factory import build_pipeline
 from classify.results import AblationResult, BenchmarkResult, CellResult, CellSpec, ShuffleResult
 from classify.splits import SplitPlan
+from classify.subsets import is_subset_feature_set, subset_ablation
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("image-only", "text-only", "concat", "weighted_sum", "attention")
+VARIANTS = ("image-only", "text-only", "tabular-only", "concat", "weighted_sum", "attention")
 
 
 def _base_variant(spec: CellSpec) -> str:
@@ -72,8 +76,12 @@ def ablation_table(
         if m not in METRICS:
             raise ConfigError(f"unknown metric {m!r}; valid: {', '.join(METRICS)}")
     rows, att_rows, warnings = [], [], []
-    specs = [c.spec for c in result.cells]
-    for c in result.cells:
+    # cells of block-subset feature sets ('fused[a+b]') have their own table (subsets)
+    names = {c.spec.feature_set for c in result.cells}
+    variant_cells = [c for c in result.cells if not is_subset_feature_set(c.spec.feature_set,
+                                                                          names)]
+    specs = [c.spec for c in variant_cells]
+    for c in variant_cells:
         if classifiers is not None and c.spec.classifier not in classifiers:
             continue
         variant = variant_of(c.spec, specs)
@@ -99,14 +107,15 @@ def ablation_table(
         table = table.assign(_o=table["variant"].map(order)).sort_values(
             ["classifier", "sampler", "_o", "cell", "metric"], kind="stable").drop(columns="_o")
     att = pd.DataFrame(att_rows, columns=["classifier", "cell", "store", "modality", "weight"])
+    subsets = subset_ablation(dataclasses.replace(result, cells=tuple(shown)), metrics).table
     return AblationResult(metrics=tuple(metrics), table=table.reset_index(drop=True),
-                          attention_weights=att, warnings=tuple(warnings))
+                          attention_weights=att, warnings=tuple(warnings), subsets=subsets)
 
 
 def _shuffle_split(spec: CellSpec, cols: np.ndarray, blocks: tuple, X: np.ndarray, y: np.ndarray,
                    train: np.ndarray, test: np.ndarray, *, n_classes: int, positive: int | None,
                    metric: str, n_permutations: int, seed: int, rng_key: tuple[int, ...],
-                   threads: int) -> list[dict[str, Any]]:
+                   threads: int, tables: Any = None) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
     def score(Xte: np.ndarray) -> float:
@@ -117,7 +126,7 @@ def _shuffle_split(spec: CellSpec, cols: np.ndarray, blocks: tuple, X: np.ndarra
     out = []
     with threadpool_limits(limits=threads):
         Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipe = build_pipeline(spec, blocks, random_state=seed)
+        pipe = build_pipeline(spec, blocks, random_state=seed, tables=tables)
         pipe.fit(Xc[train], y[train])
         Xte = Xc[test]
         base = score(Xte)
@@ -153,14 +162,15 @@ def shuffle_test(
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     cols, blocks = fs.columns(spec.stores)
-    bspec = blocks_spec(blocks)
+    bspec, tspec = blocks_spec(blocks), tables_spec(blocks)
     splits = [(r, f) for r in range(min(repeats, plan.info.n_repeats))
               for f in range(plan.info.n_folds)]
     outs = Parallel(n_jobs=n_jobs)(
         delayed(_shuffle_split)(spec, cols, bspec, fs.X, fs.y, *plan.indices(r, f),
                                 n_classes=len(fs.classes), positive=fs.positive_index,
                                 metric=metric, n_permutations=n_permutations, seed=seed,
-                                rng_key=(seed, r, f), threads=threads_per_task)
+                                rng_key=(seed, r, f), threads=threads_per_task,
+                                tables=tspec)
         for r, f in splits
     )
     rows = [dict(repeat=r, fold=f, **row) for (r, f), out in zip(splits, outs, strict=True)

@@ -19,6 +19,7 @@ from classify.ablation import ablation_table
 from classify.calibration import CalibrationSummary, summarise_calibration
 from classify.equivalence import Equivalence, equivalent_to_best
 from classify.evaluate import HEADLINE, METRICS, higher_is_better
+from classify.imbalance import PrevalenceSweep
 from classify.leakage import LeakageSummary, leakage_summary
 from classify.options import DEFAULT_EQUIVALENCE, EquivalenceConfig
 from classify.results import (
@@ -38,6 +39,7 @@ from classify.summary import (
 )
 from classify.tuning import TuningSummary, summarise_tuning
 from pipeline.errors import ConfigError, PipelineError
+from pipeline.labels.audit import TermAudit
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class Analysis:
             of each feature set (binary tasks only).
         tuning: tuned cells against their default twins, chosen parameters per outer fold
             and tuning cost (None without tuned cells).
+        prevalence, indication_audit: set by :func:`classify.report_inputs.add_context`.
     """
 
     benchmark: BenchmarkResult
@@ -90,6 +93,10 @@ class Analysis:
     equivalence: Equivalence | None = None
     calibration: tuple[CalibrationSummary, ...] = ()
     tuning: TuningSummary | None = None
+    #: the experiment's prevalence sweep (:mod:`classify.imbalance`), None without one
+    prevalence: PrevalenceSweep | None = None
+    #: label-term audit of the manifest's indications when a pre-read text store is used
+    indication_audit: TermAudit | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",

@@ -31,7 +31,7 @@ import pandas as pd
 
 from classify.cell_task import assemble_cell
 from classify.experiment import Experiment, default_feature_sets
-from classify.features import FeatureSet, blocks_spec, build_feature_set
+from classify.features import FeatureSet, blocks_spec, build_feature_set, tables_spec
 from classify.fusion import fusion_arity
 from classify.leakage import ceiling_warning, pretraining_warnings
 from classify.results import (
@@ -335,7 +335,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     layouts = {}
     for p in todo:
         cols, blocks = fs.columns(p.spec.stores)
-        layouts[p.key] = (cols, blocks_spec(blocks))
+        layouts[p.key] = (cols, blocks_spec(blocks), tables_spec(blocks))
     groups = [tuple(todo[i] for i in g) for g in group_by_prefix([p.spec for p in todo])]
     tasks = [(g, r, f) for g in groups for r, f in splits]
     positive = fs.positive_index
@@ -359,6 +359,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
                 [p.spec for p in g], inline(layouts[g[0].key][0]), layouts[g[0].key][1], fs.X,
                 fs.y, *map(inline, plan.indices(r, f)), n_classes=len(fs.classes), positive=positive,
                 seed=exp.cv.seed, threads=exp.threads_per_task, groups=fs.groups,
+                tables=layouts[g[0].key][2],
             )
             for g, r, f in tasks
         )

@@ -78,8 +78,12 @@ def run_split(
     seed: int,
     threads: int = 1,
     groups: np.ndarray | None = None,
+    tables: Any = None,
 ) -> dict[str, Any]:
     """Fit the cell pipeline on ``train`` rows and score the ``test`` rows (one joblib task).
+
+    ``tables``: the schema of the tabular blocks (:func:`classify.features.tables_spec`;
+    a fold-safe ``prepare`` step then comes first, :mod:`classify.tabular`).
 
     With ``spec.params["tuning"]`` the parameters are first searched by an inner CV of the
     training rows (:mod:`classify.tuning`); with ``spec.params["operating_point"]`` the
@@ -99,11 +103,11 @@ def run_split(
         t_tune = time.perf_counter()
         if tuning:  # searched on the training rows only
             tuned, chosen, tune_score = tune_split(
-                lambda: build_pipeline(spec, blocks, random_state=seed), Xc[train], y[train], g,
+                lambda: build_pipeline(spec, blocks, random_state=seed, tables=tables), Xc[train], y[train], g,
                 tuning, positive=positive, n_classes=n_classes, seed=seed)
 
         def build() -> Any:
-            return build_pipeline(spec, blocks, random_state=seed).set_params(**tuned)
+            return build_pipeline(spec, blocks, random_state=seed, tables=tables).set_params(**tuned)
 
         pipe = build()
         t0 = time.perf_counter()

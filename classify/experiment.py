@@ -28,6 +28,11 @@ Example (``experiments/demo.toml``)::
     reduce = "pca"
     n_components = 128
 
+Optional: ``ablation = "leave_one_out"`` (or ``"all_subsets"``) adds a feature set per
+subset of every multi-store feature set (:mod:`classify.subsets`); an ``[imbalance]``
+section runs the prevalence sweep (:mod:`classify.imbalance`). Neither changes the keys
+of the other cells.
+
 The grid is feature_sets x fusions x samplers x classifiers, where fusion ``single``
 applies to one-store feature sets and the other fusions to multi-store ones.
 Relative paths are resolved against the current working directory (the repository
@@ -44,6 +49,7 @@ from typing import Any
 
 from classify.evaluate import HEADLINE, METRICS
 from classify.fusion import FUSIONS, build_fusion, fusion_arity
+from classify.imbalance import ImbalanceConfig, parse_imbalance
 from classify.models import CLASSIFIERS, build_classifier
 from classify.options import (
     EquivalenceConfig,
@@ -54,6 +60,7 @@ from classify.options import (
     parse_tuning,
 )
 from classify.samplers import SAMPLERS
+from classify.subsets import check_mode, subset_feature_sets
 from pipeline.errors import ConfigError, UnknownNameError
 from pipeline.helpers import did_you_mean
 
@@ -98,6 +105,9 @@ class Experiment:
             training fold (``[operating_point]``); None = argmax only (no key change).
         tuning: nested hyper-parameter search (``[tuning]``); adds a tuned cell (label
             suffix ``+tuned``) next to each default cell; None = defaults only.
+        ablation: ``leave_one_out`` / ``all_subsets``: block-subset feature sets were added
+            (:func:`classify.subsets.subset_feature_sets`); None: none.
+        imbalance: the prevalence sweep (:mod:`classify.imbalance`), None without one.
     """
 
     name: str
@@ -121,6 +131,8 @@ class Experiment:
     equivalence: EquivalenceConfig = EquivalenceConfig()
     operating_point: OperatingPointConfig | None = None
     tuning: TuningConfig | None = None
+    ablation: str | None = None
+    imbalance: ImbalanceConfig | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -134,7 +146,7 @@ _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
     "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
-    "operating_point", "tuning",
+    "operating_point", "tuning", "ablation", "imbalance",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -228,6 +240,19 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         if not feature_sets:
             feature_sets = default_feature_sets(stores)
 
+    ablation = check_mode(data.get("ablation"), src)
+    if ablation is not None:
+        if not feature_sets:
+            raise ConfigError(f"{src}: ablation = {ablation!r} needs the stores listed "
+                              "(`stores = [...]`) or [feature_sets]")
+        feature_sets = subset_feature_sets(feature_sets, ablation)
+    imbalance = parse_imbalance(data.get("imbalance"), src)
+    if imbalance is not None and imbalance.feature_sets and feature_sets:
+        unknown = [n for n in imbalance.feature_sets if n not in feature_sets]
+        if unknown:
+            raise ConfigError(f"{src}: imbalance.feature_sets names {unknown}, not feature sets "
+                              f"of the experiment ({', '.join(feature_sets)})")
+
     fusions = _str_list(data.get("fusions", ["single", "concat"]), "fusions", src)
     samplers = _str_list(data.get("samplers", ["smote"]), "samplers", src)
     classifiers = _str_list(data.get("classifiers", ["logistic"]), "classifiers", src)
@@ -312,6 +337,8 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         equivalence=parse_equivalence(data.get("equivalence", {}), src, METRICS),
         operating_point=parse_operating_point(data.get("operating_point"), src),
         tuning=parse_tuning(data.get("tuning"), src, METRICS, classifiers),
+        ablation=ablation,
+        imbalance=imbalance,
     )
 
 

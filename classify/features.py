@@ -32,6 +32,9 @@ class Block:
     modality: str
     start: int
     stop: int
+    kind: str = "embedding"  # or "tabular" (NaN = missing; see pipeline.store_kinds)
+    #: tabular blocks: ``((column, "numeric"|"categorical", n_categories), ...)``
+    columns: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def dim(self) -> int:
@@ -41,6 +44,13 @@ class Block:
 def blocks_spec(blocks: Sequence[Block]) -> tuple[tuple[str, int, int], ...]:
     """Plain-tuple form ``((name, start, stop), ...)`` used as a fusion parameter."""
     return tuple((b.name, b.start, b.stop) for b in blocks)
+
+
+def tables_spec(blocks: Sequence[Block]) -> tuple[tuple[str, tuple[tuple[str, str, int], ...]], ...] | None:
+    """The column schema of the tabular blocks (the ``tables`` parameter of
+    :class:`classify.tabular.BlockPreprocessor`), or None when every block is an embedding."""
+    out = tuple((b.name, b.columns) for b in blocks if b.kind == "tabular")
+    return out or None
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ class FeatureSet:
         for name in names:
             b = self.block(name)
             cols.append(np.arange(b.start, b.stop))
-            out.append(Block(b.name, b.modality, pos, pos + b.dim))
+            out.append(Block(b.name, b.modality, pos, pos + b.dim, b.kind, b.columns))
             pos += b.dim
         return np.concatenate(cols), tuple(out)
 
@@ -200,15 +210,21 @@ def build_feature_set(
     pos = 0
     for key, store in zip(keys, stores, strict=True):
         X = np.asarray(store.read(list(ids)), dtype=np.float32)
-        bad = ~np.isfinite(X).all(axis=1)
+        kind = str(getattr(store, "kind", "embedding"))
+        # a tabular store marks missing values with NaN (imputed inside the folds)
+        bad = np.isinf(X).any(axis=1) if kind == "tabular" else ~np.isfinite(X).all(axis=1)
         if bad.any():
             raise DataError(
-                f"store {key} ({getattr(store, 'path', '?')}) has NaN/inf features for "
+                f"store {key} ({getattr(store, 'path', '?')}) has "
+                f"{'infinite' if kind == 'tabular' else 'NaN/inf'} features for "
                 f"{int(bad.sum())} sample(s): {_shown(ids[bad].tolist())}; delete the store and "
                 "re-run `pipeline extract`, or drop these ids from the manifest"
             )
         modality = str(store.provenance.get("modality", "unknown"))
-        blocks.append(Block(key, modality, pos, pos + X.shape[1]))
+        columns: tuple[tuple[str, str, int], ...] = ()
+        if kind == "tabular":
+            columns = tuple((c.name, c.type, len(c.categories)) for c in store.schema.columns)
+        blocks.append(Block(key, modality, pos, pos + X.shape[1], kind, columns))
         pos += X.shape[1]
         mats.append(X)
         infos.append(

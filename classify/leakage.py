@@ -7,6 +7,10 @@
   flagged: it is the label leaking, not skill. Embed FINDINGS only
   (``minilm@findings``) or mask the label terms (``minilm@both+masked``) to measure
   real skill.
+  Pre-read text is exempt: a store of the clinical indication (key ``<encoder>@indication``,
+  written when the exam was ordered) cannot copy the read, so its cells are never judged
+  against the ceiling; instead :func:`indication_term_audit` reports the share of indications
+  that name a label term ("rule out pneumonia" is a question, not a finding).
 * **Pretraining overlap.** An encoder whose ``trained_on`` names the manifest's data
   set family (``source_dataset``) may have seen the evaluated samples
   (torchxrayvision's ``all`` DenseNet includes OpenI).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,8 +42,36 @@ def label_from_report(label_source: str | None) -> bool:
     return str(label_source or "").strip().lower().endswith(":report")
 
 
+#: Store-key text modes of text written before the read (see ``extract`` store keys
+#: ``<encoder>@<mode>[+masked]``); their cells are not report-derived text.
+PRE_READ_TEXT_MODES = ("indication",)
+
+
+def is_pre_read_store(encoder_key: str) -> bool:
+    """True for a text store of pre-read context, e.g. ``minilm@indication(+masked)``."""
+    _, at, mode = str(encoder_key).partition("@")
+    return bool(at) and mode.split("+", 1)[0] in PRE_READ_TEXT_MODES
+
+
 def is_text_only(cell: CellResult) -> bool:
-    return set(cell.spec.modalities) == {"text"}
+    """True for a cell on report-derived text only (the leakage ceiling's candidates);
+    cells that use a pre-read store (:func:`is_pre_read_store`) are not."""
+    return (set(cell.spec.modalities) == {"text"}
+            and not any(is_pre_read_store(k) for k in cell.spec.stores))
+
+
+def indication_term_audit(frame: pd.DataFrame, label_rule: str | None,
+                          label_classes: Sequence[str] | None = None) -> Any:
+    """:class:`pipeline.labels.audit.TermAudit` of the manifest's ``indication`` column
+    against the label rule's vocabulary (the terms ``--mask-labels`` hides); None when the
+    manifest has no indication column or no label rule to take the vocabulary from."""
+    if "indication" not in frame.columns or not label_rule:
+        return None
+    from pipeline.labels import LabelMask, manifest_tag_vocabulary
+    from pipeline.labels.audit import label_term_audit
+
+    mask = LabelMask.for_rule(label_rule, label_classes, manifest_tag_vocabulary(frame))
+    return label_term_audit(frame["indication"].fillna("").astype(str), mask)
 
 
 def text_only_ceiling(cells: Sequence[CellResult]) -> tuple[str, float, str] | None:

@@ -1,4 +1,4 @@
-"""One imblearn Pipeline per benchmark cell: fusion -> StandardScaler -> sampler -> classifier.
+"""One imblearn Pipeline per benchmark cell: [prepare ->] fusion -> StandardScaler -> sampler -> classifier.
 
 Because the whole chain is one estimator fitted on the training rows of a split,
 fusion statistics, scaling and resampling never see test rows (imblearn applies
@@ -17,14 +17,26 @@ from classify.fusion import build_fusion
 from classify.models import CLASSIFIERS, build_classifier
 from classify.results import CellSpec
 from classify.samplers import FoldSampler, uses_class_weight
+from classify.tabular import BlockPreprocessor, TablesSpec
 
 STEP_NAMES = ("fusion", "scale", "sampler", "classifier")
 
 
 def build_pipeline(
-    spec: CellSpec, blocks: Sequence[tuple[str, int, int]], *, random_state: int = 0
+    spec: CellSpec, blocks: Sequence[tuple[str, int, int]], *, random_state: int = 0,
+    tables: TablesSpec = None,
 ) -> Pipeline:
-    """The unfitted estimator of ``spec`` for a matrix laid out as ``blocks``."""
+    """The unfitted estimator of ``spec`` for a matrix laid out as ``blocks``.
+
+    ``tables`` (the schema of the tabular blocks, :func:`classify.features.tables_spec`)
+    puts a :class:`~classify.tabular.BlockPreprocessor` step (``prepare``: imputation with
+    missing indicators, one-hot, scaling) before the fusion, which is then built for the
+    preprocessor's output layout. Without tabular blocks the pipeline is unchanged.
+    """
+    prepare = None
+    if tables:
+        prepare = BlockPreprocessor(tuple(blocks), tables)
+        blocks = prepare.output_blocks()
     fusion = build_fusion(spec.fusion, tuple(blocks), random_state=random_state,
                           **spec.component_params("fusion"))
     sampler = FoldSampler(spec.sampler, spec.component_params("sampler") or None,
@@ -32,12 +44,13 @@ def build_pipeline(
     clf = build_classifier(spec.classifier, random_state=random_state,
                            balanced=uses_class_weight(spec.sampler),
                            **spec.component_params("classifier"))
-    return Pipeline([
+    steps = [
         ("fusion", fusion),
         ("scale", StandardScaler()),
         ("sampler", sampler),
         ("classifier", clf),
-    ])
+    ]
+    return Pipeline(([("prepare", prepare)] if prepare is not None else []) + steps)
 
 
 def spec_notes(spec: CellSpec) -> tuple[str, ...]:

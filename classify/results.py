@@ -396,12 +396,16 @@ class AblationResult:
         attention_weights: mean attention weight per (classifier, store) over splits,
             columns ``classifier, store, modality, weight`` (empty without attention cells).
         warnings: e.g. text-only ceiling near 1.0 (label leakage).
+        subsets: every full-fusion cell against its cells on subsets of the blocks, with the
+            corrected paired test (columns :data:`classify.subsets.SUBSET_COLUMNS`); None
+            when not computed, empty when no cell has subset partners.
     """
 
     metrics: tuple[str, ...]
     table: pd.DataFrame = field(hash=False)
     attention_weights: pd.DataFrame = field(hash=False)
     warnings: tuple[str, ...] = ()
+    subsets: pd.DataFrame | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,10 @@ def run_cell_group(
     seed: int,
     threads: int = 1,
     groups: np.ndarray | None = None,
+    tables: Any = None,
 ) -> list[dict[str, Any]]:
     """One benchmark task: the cells of one :func:`group_by_prefix` group on one split.
+    ``tables``: the schema of the tabular blocks (see :func:`classify.cell_task.run_split`).
 
     A single cell, or one that :func:`fits_alone` (its inner CVs grouped by ``groups``), runs
     through :func:`classify.cell_task.run_split`; a larger group shares its prefix
@@ -95,10 +97,11 @@ def run_cell_group(
     with parallel_config(backend="threading"):
         if len(specs) == 1 or any(fits_alone(s) for s in specs):
             return [run_split(s, cols, blocks, X, y, train, test, n_classes=n_classes,
-                              positive=positive, seed=seed, threads=threads, groups=groups)
+                              positive=positive, seed=seed, threads=threads, groups=groups,
+                              tables=tables)
                     for s in specs]
         return run_split_group(specs, cols, blocks, X, y, train, test, n_classes=n_classes,
-                               positive=positive, seed=seed, threads=threads)
+                               positive=positive, seed=seed, threads=threads, tables=tables)
 
 
 def _params_key(est: Any) -> str:
@@ -121,6 +124,7 @@ def run_split_group(
     positive: int | None,
     seed: int,
     threads: int = 1,
+    tables: Any = None,
 ) -> list[dict[str, Any]]:
     """Cells sharing one prefix (same :func:`prefix_key`) on one split; one output per spec.
 
@@ -133,7 +137,7 @@ def run_split_group(
         raise ValueError(f"cells with different pipeline prefixes cannot share one: {keys}")
     with threadpool_limits(limits=threads):
         Xc = np.asarray(X[:, cols], dtype=np.float64)
-        pipes = [build_pipeline(s, blocks, random_state=seed) for s in specs]
+        pipes = [build_pipeline(s, blocks, random_state=seed, tables=tables) for s in specs]
         prefix = pipes[0].steps[:-1]
         # fit the prefix exactly as imblearn's Pipeline.fit does
         t0 = time.perf_counter()

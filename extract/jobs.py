@@ -260,7 +260,9 @@ class TextJob:
                 pending.append(sid)
             else:
                 after = " after masking label terms" if self.spec.masked else ""
-                failed[sid] = f"empty text: the report has no '{self.spec.mode}' text{after}"
+                what = ("no INDICATION section" if self.spec.mode == "indication"
+                        else f"no '{self.spec.mode}' text")
+                failed[sid] = f"empty text: the report has {what}{after}"
         pending.sort(key=lambda s: -len(self.by_id[s]))  # long first: similar lengths share a batch
         return pending, failed
 

@@ -10,7 +10,9 @@ from typing import Any
 from extract.backends import BACKENDS
 from pipeline.errors import ConfigError
 
-TEXT_MODES = ("both", "findings", "impression")
+#: Report-derived text (``both``, ``findings``, ``impression``) and the clinical ``indication``
+#: written when the exam was ordered, before the read (manifest column ``indication``).
+TEXT_MODES = ("both", "findings", "impression", "indication")
 
 # Fields that do not change what a run computes: left out of a Dask run's token so that a
 # repeated run with another progress/lock/flush setting resumes the same shards.

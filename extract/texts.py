@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ManifestError
 
 if TYPE_CHECKING:
     from pipeline.labels import LabelMask
@@ -19,19 +19,24 @@ def _clean(value: Any) -> str:
 
 
 def select_text(row: dict[str, Any], mode: str) -> str:
-    """The text a row contributes in ``mode`` ('findings', 'impression', 'both').
+    """The text a row contributes in ``mode`` ('findings', 'impression', 'both', 'indication').
 
     'both' is the manifest's ``report_text`` (findings + impression by contract, the same
     as ``Manifest.text('both')``); when that is empty, findings and impression are joined.
-    Whitespace is normalised.
+    'indication' is the clinical question written before the read (manifest column
+    ``indication``). Whitespace is normalised.
     """
+    if mode == "indication":
+        return _clean(row.get("indication"))
     findings, impression = _clean(row.get("findings")), _clean(row.get("impression"))
     if mode == "findings":
         return findings
     if mode == "impression":
         return impression
     if mode != "both":
-        raise ConfigError(f"text mode {mode!r} is not one of findings, impression, both")
+        raise ConfigError(
+            f"text mode {mode!r} is not one of findings, impression, both, indication"
+        )
     return _clean(row.get("report_text")) or " ".join(t for t in (findings, impression) if t)
 
 
@@ -60,7 +65,16 @@ def manifest_texts(
 ) -> tuple[list[str], str | None]:
     """Texts of every manifest row (manifest order) and the label-rule spec used to mask
     (``label_mask`` defaults to :func:`manifest_label_mask`)."""
-    records = manifest.frame[["findings", "impression", "report_text"]].to_dict("records")
+    columns = ["findings", "impression", "report_text"]
+    if mode == "indication":
+        if "indication" not in manifest.frame.columns:
+            raise ManifestError(
+                f"text mode 'indication' needs the manifest column 'indication', which manifest "
+                f"{manifest.name!r} lacks (it was built before the clinical context was parsed); "
+                "rebuild it with `pipeline data` (same arguments)"
+            )
+        columns.append("indication")
+    records = manifest.frame[columns].to_dict("records")
     texts = [select_text(r, mode) for r in records]
     if not masked:
         return texts, None

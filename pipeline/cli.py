@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("extract", help="embed images/reports of a manifest into HDF5 stores")
     p.add_argument("--manifest", type=Path, required=True, help="artifacts/manifests/<dataset>.csv")
     p.add_argument("--encoder", action="append", required=True, help="encoder name (repeatable); see `pipeline list`")
-    p.add_argument("--text-mode", default="both", choices=["both", "findings", "impression"])
+    p.add_argument("--text-mode", default="both", choices=["both", "findings", "impression", "indication"],
+                   help="report text (both/findings/impression) or the pre-read clinical indication "
+                        "(store key <encoder>@indication)")
     p.add_argument("--mask-labels", action="store_true", help="mask the label's own terms in the text")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers (default: half the cores on CPU, min(4, cpus) on GPU)")
@@ -125,6 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TESTS/TIMING ONLY: use random weights when pretrained ones are missing (recorded in the store)")
     p.add_argument("--rebuild", action="store_true",
                    help="move the existing store (e.g. a damaged one) to quarantine/ and embed every row again")
+    _add_common(p)
+
+    p = verbs.add_parser("import", help="turn a matrix/table computed elsewhere (NPY/NPZ/Parquet/CSV) into a store")
+    p.add_argument("path", type=Path, help=".npy (+ --ids), .npz, .parquet or .csv with a sample_id column")
+    p.add_argument("--manifest", type=Path, required=True, help="the manifest whose samples the rows are")
+    p.add_argument("--key", required=True, help="store key (the name used in experiments' `stores`)")
+    p.add_argument("--kind", default="embedding", choices=["embedding", "tabular"],
+                   help="embedding: finite vectors; tabular: numeric/categorical columns, empty = missing")
+    p.add_argument("--ids", type=Path, help="for .npy/.npz: sample ids, one per line (or a .npy of strings)")
+    p.add_argument("--modality", help="modality recorded in the store (default: image for embeddings, tabular for tables)")
+    p.add_argument("--model", help="what computed the vectors (recorded; must match on later imports to the same key)")
+    p.add_argument("--note", default="", help="free text recorded with this import")
+    p.add_argument("--id-column", default="sample_id", help="id column of a CSV/Parquet file")
+    p.add_argument("--numeric", action="append", default=[], help="tabular: force a column numeric (repeatable)")
+    p.add_argument("--categorical", action="append", default=[], help="tabular: force a column categorical (repeatable)")
+    p.add_argument("--rebuild", action="store_true", help="move the existing store to quarantine/ and import anew")
+    _add_common(p)
+
+    p = verbs.add_parser("tabular", help="write a structured block derived from manifest columns (e.g. openi_context)")
+    p.add_argument("--manifest", type=Path, required=True, help="artifacts/manifests/<dataset>.csv")
+    p.add_argument("--from-manifest", required=True, dest="builder",
+                   help="context table to derive: openi_context (sex, prior exam, indication keyword flags)")
+    p.add_argument("--key", help="store key (default: the table name)")
+    p.add_argument("--rebuild", action="store_true", help="move the existing store to quarantine/ and write anew")
     _add_common(p)
 
     p = verbs.add_parser("classify", help="run the benchmark grid of an experiment file")
@@ -308,6 +334,37 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    from pipeline.importer import ImportRequest, run_import
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest)
+    req = ImportRequest(path=args.path, key=args.key, kind=args.kind, ids_path=args.ids,
+                        modality=args.modality, model=args.model, note=args.note,
+                        id_column=args.id_column, numeric=tuple(args.numeric),
+                        categorical=tuple(args.categorical), rebuild=args.rebuild)
+    s = run_import(req, manifest, args.artifacts / "features")
+    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
+    return EXIT_OK
+
+
+def _cmd_tabular(args: argparse.Namespace) -> int:
+    from pipeline.context import write_context_store
+    from pipeline.manifest import load_manifest
+    from pipeline.store import FeatureStore
+
+    manifest = load_manifest(args.manifest)
+    s = write_context_store(manifest, args.builder, args.artifacts / "features", key=args.key,
+                            rebuild=args.rebuild)
+    store = FeatureStore(s.path)
+    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
+    missing = store.provenance.get("missing_per_column", {})
+    for col in store.schema.columns:
+        cats = f" {list(col.categories)}" if col.categories else ""
+        print(f"  {col.name:<20} {col.type:<11} missing {missing.get(col.name, 0):>5}{cats}")
+    return EXIT_OK
+
+
 def _cmd_classify(args: argparse.Namespace) -> int:
     from classify.ablation import ablation_table
     from classify.analysis import best_and_equivalent, calibration_of, tuning_of
@@ -326,7 +383,13 @@ def _cmd_classify(args: argparse.Namespace) -> int:
                 result, args.metric, rope=eq.rope_for(args.metric),
                 decision_probability=eq.decision_probability):
             print("\n" + comparison_table(comparison))
-        print("\n" + render_ablation(ablation_table(result), args.metric))
+        ablation = ablation_table(result)
+        print("\n" + render_ablation(ablation, args.metric))
+        if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
+            from classify.subsets import render_subset_ablation
+
+            print("\n" + render_subset_ablation(ablation.subsets, args.metric,
+                                                 result.split.test_train_ratio))
         best = best_and_equivalent(result, args.metric, eq)
         calibration = calibration_of(result, [best.best]) if best is not None else ()
         tuned = tuning_table(tuning_of(result, args.metric, eq))
@@ -335,6 +398,10 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         summary = choice_summary(best, calibration[0] if calibration else None)
         if summary:
             print("\n" + summary)
+    if experiment.imbalance is not None and not args.dry_run:
+        from classify.imbalance import render_sweep, run_prevalence_sweep
+
+        print("\n" + render_sweep(run_prevalence_sweep(experiment, n_jobs=args.n_jobs)))
     return EXIT_OK
 
 
@@ -363,6 +430,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     }
     analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"],
                                  metric=args.metric, equivalence=experiment.equivalence)
+    from classify.report_inputs import add_context
+
+    analysis = add_context(analysis, experiment)  # the stored prevalence sweep, indication audit
     paths = write_report(
         analysis,
         args.artifacts / "reports",
@@ -430,13 +500,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from pipeline.labels import LABEL_RULES
     from pipeline.sources import DATASET_FORMATS
     from pipeline.store import FeatureStore, store_files
+    from pipeline.store_kinds import kind_summary
 
     print("image encoders (offline = pretrained weights present on this machine):")
     for entry in IMAGE_ENCODERS:
         avail = availability(entry.name)
         state = "offline" if avail.available else f"missing - {avail.detail}"
         print(f"  {entry.name:<22} dim {entry.meta.get('dim')!s:>5}  trained on {','.join(entry.meta.get('trained_on', []))}  [{state}]")
-    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both][+masked]):")
+    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both|indication][+masked]):")
     for entry in TEXT_ENCODERS:
         state = "offline" if entry.meta.get("offline") else "needs the model in the Hugging Face cache or a local folder"
         print(f"  {entry.name:<22} dim {entry.meta.get('dim') or '-'!s:>5}  [{state}]")
@@ -453,8 +524,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
             continue
         prov = store.provenance
+        kind = "" if store.kind == "embedding" else f"  {kind_summary(prov)}"
         print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
-              f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}")
+              f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}{kind}")
     return EXIT_OK
 
 
@@ -481,6 +553,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 _VERBS = {
     "data": _cmd_data,
     "extract": _cmd_extract,
+    "import": _cmd_import,
+    "tabular": _cmd_tabular,
     "classify": _cmd_classify,
     "report": _cmd_report,
     "fit-final": _cmd_fit_final,

@@ -35,6 +35,8 @@ How damage is caught
     backup). An unusable file in the parts folder is moved to ``quarantine/`` with a
     warning and the extraction resumes without it (:mod:`pipeline.store_merge`).
 
+Store kinds (:mod:`pipeline.store_kinds`): embedding stores hold finite vectors; tabular
+stores declare typed columns in provenance and allow NaN for a missing value.
 Readers always select rows by sample id, never by position.
 """
 
@@ -75,6 +77,7 @@ from pipeline.store_format import (
     read_strings,
     str_dataset,
 )
+from pipeline.store_kinds import KIND_KEYS, TableSchema, store_kind, table_schema, value_problems
 from pipeline.store_merge import merge_parts, usable_parts
 
 __all__ = [
@@ -103,7 +106,8 @@ class FeatureStore:
 
     Opening checks the attributes (schema version, provenance JSON, content attributes) and
     the shapes (float matrices, one row per id, ``X`` as wide as the recorded dim, unique
-    ids). With ``verify`` (the default) it also reads every row once: all values finite,
+    ids) and the store kind. With ``verify`` (the default) it also reads every row once:
+    all values valid (finite; in a tabular store NaN marks a missing value),
     and the SHA-256 ``content_digest`` recomputed and compared with the recorded one (see
     :mod:`pipeline.store_check`; seconds per GB). Any problem raises :class:`StoreError`
     (exit 2) naming the file, what is wrong and the fix; so do a missing file, an
@@ -203,6 +207,16 @@ class FeatureStore:
     @property
     def modality(self) -> str:
         return str(self.provenance["modality"])
+
+    @property
+    def kind(self) -> str:
+        """``embedding`` or ``tabular`` (see :mod:`pipeline.store_kinds`)."""
+        return store_kind(self.provenance)
+
+    @property
+    def schema(self) -> TableSchema | None:
+        """The declared columns of a tabular store (None for an embedding store)."""
+        return table_schema(self.provenance)
 
     @property
     def layers(self) -> list[str]:
@@ -370,14 +384,18 @@ class StoreWriter:
             raise ValueError(
                 f"X has dim {mats[MAIN].shape[1]} but provenance says {self.provenance['dim']}"
             )
-        finite = np.ones(len(ids), dtype=bool)
-        for mat in mats.values():
-            finite &= np.isfinite(mat).all(axis=1)
+        problems = value_problems(mats[MAIN], self.provenance)
+        for key, mat in mats.items():
+            if key != MAIN:
+                for r in np.flatnonzero(~np.isfinite(mat).all(axis=1)):
+                    problems[r] = problems[r] or "NaN/inf values"
         for row, sid in enumerate(ids):
             if sid in self._done:
                 continue
-            if not finite[row]:
-                self.add_failed(sid, "encoder produced NaN/inf values")
+            if problems[row] is not None:
+                what = ("encoder produced NaN/inf values" if problems[row] == "NaN/inf values"
+                        else f"invalid row: {problems[row]}")
+                self.add_failed(sid, what)
                 continue
             self._done.add(sid)
             self._failed.pop(sid, None)
@@ -433,7 +451,8 @@ class StoreWriter:
             return None
         existing = FeatureStore(self.path, verify=False)
         mine, theirs = compat_view(self.provenance), compat_view(existing.provenance)
-        diff = [k for k in COMPATIBILITY_KEYS if canonical(mine[k]) != canonical(theirs[k])]
+        keys = [*COMPATIBILITY_KEYS, *(k for k in KIND_KEYS if k in mine or k in theirs)]
+        diff = [k for k in keys if canonical(mine.get(k)) != canonical(theirs.get(k))]
         if diff:
             details = "; ".join(f"{k}: store has {theirs[k]!r}, this run {mine[k]!r}" for k in diff)
             raise StoreError(

@@ -36,6 +36,7 @@ import h5py
 import numpy as np
 
 from pipeline.errors import StoreError
+from pipeline.store_kinds import TABULAR, kind_problem, store_kind, value_problems
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,15 @@ _REQUIRED = ("encoder_key", "modality", "dim")
 
 def rebuild_fix(path: Path, provenance: dict[str, Any] | None = None) -> str:
     """The fix sentence of a damaged store: re-extract it, or restore it from a backup."""
-    enc = (provenance or {}).get("encoder_key") or path.stem
+    prov = provenance or {}
+    enc = prov.get("encoder_key") or path.stem
+    if prov.get("architecture") == "imported":
+        return (f"Fix: import the source file again with `pipeline import <file> --manifest <the "
+                f"manifest> --key {enc} --rebuild`, or restore {path.name} from a backup")
+    if prov.get("architecture") == "manifest-context":
+        return (f"Fix: write it again with `pipeline tabular --manifest <the manifest> "
+                f"--from-manifest {(prov.get('preprocessing') or {}).get('builder', enc)} --key "
+                f"{enc} --rebuild`, or restore {path.name} from a backup")
     return (f"Fix: re-extract it with `pipeline extract --manifest <the manifest> --encoder {enc} "
             f"--rebuild` (the damaged file is moved aside, not deleted), or restore {path.name} "
             "from a backup")
@@ -99,6 +108,9 @@ def check_header(path: Path, attrs: Any) -> StoreHeader:
     dim = provenance["dim"]
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
         raise _bad(path, f"provenance dim is {dim!r}, not a non-negative integer")
+    problem = kind_problem(provenance)
+    if problem:
+        raise _bad(path, problem, provenance)
     content_id = attrs.get("content_id", attrs.get("content_sha256", ""))
     digest = attrs.get("content_digest")
     for name, value in (("content_id", content_id), ("content_digest", digest)):
@@ -147,7 +159,8 @@ def _header_bytes(f: h5py.File, header: StoreHeader, ids: Sequence[str],
 def compute_digest(path: Path, f: h5py.File, header: StoreHeader, ids: Sequence[str],
                    datasets: Sequence[str], failed: dict[str, str]) -> str:
     """``"sha256:<hex>"`` of the open store (see the module docstring); also checks that every
-    value is finite (a store only ever receives finite rows) and names the rows that are not."""
+    value is valid (finite in an embedding store; NaN = missing allowed in a tabular one, see
+    :func:`pipeline.store_kinds.value_problems`) and names the rows that are not."""
     names = sorted(datasets)
     sections = {"ids": hashlib.sha256()}
     for sid in ids:
@@ -158,17 +171,30 @@ def compute_digest(path: Path, f: h5py.File, header: StoreHeader, ids: Sequence[
     width = sum(int(f[name].shape[1]) for name in names) or 1
     step = max(1, BLOCK_BYTES // (4 * width))
     bad_rows: dict[str, list[int]] = {}
+    reasons: dict[int, str | None] = {}
+    tabular = store_kind(header.provenance) == TABULAR
     for start in range(0, len(ids), step):
         stop = min(start + step, len(ids))
         for name in names:
             block = np.asarray(f[name][start:stop], dtype="<f4")
-            finite = np.isfinite(block).all(axis=1)
-            if not finite.all():
-                bad_rows.setdefault(name, []).extend((start + np.flatnonzero(~finite)).tolist())
+            if name == "X" and tabular:
+                problems = value_problems(block, header.provenance)
+                bad = np.array([p is not None for p in problems], dtype=bool)
+                for r in np.flatnonzero(bad):
+                    reasons.setdefault(start + int(r), problems[r])
+            else:
+                bad = ~np.isfinite(block).all(axis=1)
+            if bad.any():
+                bad_rows.setdefault(name, []).extend((start + np.flatnonzero(bad)).tolist())
             sections[name].update(np.ascontiguousarray(block).data)
     if bad_rows:
         name, rows = next(iter(bad_rows.items()))
         shown = ", ".join(ids[r] for r in rows[:10])
+        if tabular and name == "X":
+            raise _bad(path, f"{len(rows)} row(s) of tabular {name} hold invalid values (id "
+                             f"{ids[rows[0]]}: {reasons[rows[0]]}; ids {shown}); a tabular store "
+                             "only ever receives valid rows, so the file was changed after it was "
+                             "written", header.provenance)
         raise _bad(path, f"{len(rows)} row(s) of {name} hold NaN/inf values (ids {shown}); a "
                          "store only ever receives finite vectors, so the file was changed after "
                          "it was written", header.provenance)

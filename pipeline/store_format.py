@@ -51,8 +51,12 @@ def canonical(obj: Any) -> str:
 
 
 def compat_view(prov: dict[str, Any]) -> dict[str, Any]:
-    """The provenance fields that must match for rows to be appended to a store."""
-    return {k: prov.get(k) for k in COMPATIBILITY_KEYS}
+    """The provenance fields that must match for rows to be appended to a store
+    (plus the store kind and columns where a store declares them, see
+    :mod:`pipeline.store_kinds`)."""
+    from pipeline.store_kinds import compat_extra
+
+    return {**{k: prov.get(k) for k in COMPATIBILITY_KEYS}, **compat_extra(prov)}
 
 
 def str_dataset(group: h5py.Group, name: str, values: Sequence[str]) -> None:

@@ -169,6 +169,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     chosen, selection = select_cell(benchmark, cell=cell, best=best, metric=metric,
                                     feature_set=feature_set)
     spec = chosen.spec
+    _check_reproducible(exp, spec.stores)
     name = name or f"{exp.name}-{spec.label.replace('/', '-')}"
     _check_name(name)
     folder = Path(models_root) / name
@@ -281,6 +282,21 @@ def _exclusion(fs: Any, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         "n_groups": int(len(set(fs.groups[drop].tolist()))),
         "n_listed": len(sids),
     }
+
+
+def _check_reproducible(exp: Experiment, stores: Sequence[str]) -> None:
+    """ConfigError for a cell on a store `pipeline predict` cannot make for new data: an
+    imported matrix or a tabular (structured) block (issue 13 stores; not supported yet)."""
+    from pipeline.store import FeatureStore, store_path
+
+    for key in stores:
+        prov = FeatureStore(store_path(exp.features_root, exp.dataset, key), verify=False).provenance
+        if prov.get("kind") == "tabular" or prov.get("architecture") == "imported":
+            what = "a tabular store" if prov.get("kind") == "tabular" else "an imported store"
+            raise ConfigError(
+                f"store {key!r} is {what}; `pipeline predict` re-embeds new data with the "
+                "registered encoders and cannot rebuild it, so model bundles do not support it "
+                "yet. Choose a cell without it (--cell or --feature-set)")
 
 
 def _data_warnings(exp: Experiment, stores: Sequence[StoreRequirement], prov: dict[str, Any],

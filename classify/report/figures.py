@@ -7,6 +7,7 @@ from typing import Any
 
 from classify.analysis import Analysis
 from classify.report import plots
+from classify.report.modalities import prevalence_figures
 from classify.report.model import RenderedFigure
 
 #: Cells shown in the confusion-matrix figure before falling back to the best per feature set.
@@ -101,4 +102,5 @@ def render_figures(analysis: Analysis) -> dict[str, list[RenderedFigure]]:
             "Class counts of one training fold (repeat 0, fold 0) before and after each "
             "sampler; the sampler runs on training rows only, never on the test fold.",
             plots.plot_class_balance(cells))
+    out.update(prevalence_figures(analysis))
     return out

@@ -12,6 +12,7 @@ from typing import Any
 
 from classify import leakage
 from classify.analysis import Analysis
+from classify.report import modalities as M
 from classify.report import tables as T
 from classify.report.model import (
     Block,
@@ -123,6 +124,7 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
         modality += T.ablation_tables(analysis.ablation)
     if analysis.shuffles:
         modality.append(T.shuffle_table(analysis.shuffles))
+    modality += M.modality_blocks(analysis)
     modality += _figs(figures, "modality")
     if not modality:
         modality.append(Paragraph("No ablation, shuffle or attention results.", muted=True))
@@ -163,6 +165,9 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
                     tuple(modality)),
             Section("resampling", "Resampling", "Resampling",
                     (*_figs(figures, "resampling"), T.resampling_table(analysis.resampling))),
+            *([Section("prevalence", "Prevalence", "Prevalence sweep: samplers at lower shares "
+                       "of positives", tuple(M.prevalence_blocks(analysis, figures)))]
+              if analysis.prevalence is not None else []),
             Section("provenance", "Provenance", "Provenance",
                     tuple(_provenance(b, prov, versions, generated, experiment_text))),
         ))
