@@ -1,7 +1,8 @@
-"""Command line: ``python -m pipeline <verb>``. Thin: parse, call one stage function, print.
+"""Command line: ``python -m pipeline <verb>``. Thin: parse, call one verb, map errors to exit codes.
 
-This is the only module that imports both stages, and it does so lazily inside each
-verb, so ``pipeline classify`` never loads torch or transformers.
+The verbs themselves live in :mod:`pipeline.commands`; the two modules are the CLI layer, the
+only code that imports both stages, lazily inside each verb, so ``pipeline classify`` never
+loads torch or transformers.
 
 Exit codes: 0 success; 2 bad input or configuration, a damaged file, or an OS fault
 (permission denied, read-only or full disk, missing folder), with the path and the fix;
@@ -17,23 +18,20 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from pipeline import commands
+from pipeline.commands import EXTRACT_ROUTING_ARGS, extract_options
 from pipeline.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_PARTIAL,
     EXIT_USER_ERROR,
     UNCLOSABLE_HDF5,
-    ConfigError,
     PipelineError,
     is_os_fault,
     storage_error,
 )
 
-if TYPE_CHECKING:
-    from extract.options import ExtractOptions
+__all__ = ["EXTRACT_ROUTING_ARGS", "build_parser", "console", "extract_options", "main"]
 
 log = logging.getLogger("pipeline")
 
@@ -263,305 +261,19 @@ def _log_file_note(log_file: Path | None) -> None:
         log.info("log file: %s", log_file)
 
 
-# --- verbs --------------------------------------------------------------------------
-def _cmd_data(args: argparse.Namespace) -> int:
-    from pipeline.build import build_manifest
-
-    names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
-             "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
-             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit")
-    options = {k: getattr(args, k) for k in names if getattr(args, k) not in (None, False)}
-    if not args.check_images:
-        options["check_images"] = False
-    manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
-    meta = manifest.meta
-    print(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
-    print(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
-          + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
-    if meta.get("chexpert_values"):
-        print(f"  CheXpert cells ({meta['uncertain_policy']}): "
-              + ", ".join(f"{k}={v}" for k, v in meta["chexpert_values"].items()))
-    if meta.get("image_check"):
-        check = meta["image_check"]
-        print(f"  images: {check['found']} of {check['checked']} found ({check['seconds']}s)")
-    examples, studies = meta.get("dropped_examples", {}), meta.get("dropped_studies", {})
-    for reason, n in meta["dropped"].items():
-        extra = [f"{studies[reason]} studies"] if reason in studies else []
-        extra += [f"e.g. {', '.join(examples[reason])}"] if examples.get(reason) else []
-        print(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
-    if meta.get("dropped_file"):
-        print(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
-    for note in meta.get("notes", []):
-        print(f"  note: {note}")
-    return EXIT_OK
-
-
-#: ``pipeline extract`` flags that pick what to run and where, not how: everything else
-#: becomes a field of ExtractOptions (tests/extract/test_options.py checks the mapping).
-EXTRACT_ROUTING_ARGS = ("manifest", "encoder", "scheduler", "artifacts", "verbose", "verb")
-
-
-def extract_options(args: argparse.Namespace) -> ExtractOptions:
-    """The one ExtractOptions of an ``extract`` command, for the local and the Dask path alike."""
-    from extract.options import ExtractOptions
-
-    values = {k: v for k, v in vars(args).items() if k not in EXTRACT_ROUTING_ARGS}
-    values["progress"] = False if values.pop("no_progress") else None
-    return ExtractOptions(**values)
-
-
-def _cmd_extract(args: argparse.Namespace) -> int:
-    from extract.runner import run_extract
-    from pipeline.manifest import load_manifest
-
-    manifest = load_manifest(args.manifest)
-    if args.rebuild and args.scheduler:
-        raise ConfigError("--rebuild runs locally: set the old store aside with `pipeline extract "
-                          "--manifest ... --encoder ... --rebuild --limit 0`, then run with --scheduler")
-    options = extract_options(args)
-    code = EXIT_OK
-    for encoder in args.encoder:
-        if args.scheduler:
-            from extract.distributed import run_extract_distributed
-
-            summary = run_extract_distributed(manifest, encoder, args.artifacts / "features", options,
-                                              scheduler=args.scheduler)
-        else:
-            summary = run_extract(manifest, encoder, args.artifacts / "features", options)
-        print(summary.render())
-        if summary.failed:
-            code = EXIT_PARTIAL
-    return code
-
-
-def _cmd_import(args: argparse.Namespace) -> int:
-    from pipeline.importer import ImportRequest, run_import
-    from pipeline.manifest import load_manifest
-
-    manifest = load_manifest(args.manifest)
-    req = ImportRequest(path=args.path, key=args.key, kind=args.kind, ids_path=args.ids,
-                        modality=args.modality, model=args.model, note=args.note,
-                        id_column=args.id_column, numeric=tuple(args.numeric),
-                        categorical=tuple(args.categorical), rebuild=args.rebuild)
-    s = run_import(req, manifest, args.artifacts / "features")
-    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
-    return EXIT_OK
-
-
-def _cmd_tabular(args: argparse.Namespace) -> int:
-    from pipeline.context import write_context_store
-    from pipeline.manifest import load_manifest
-    from pipeline.store import FeatureStore
-
-    manifest = load_manifest(args.manifest)
-    s = write_context_store(manifest, args.builder, args.artifacts / "features", key=args.key,
-                            rebuild=args.rebuild)
-    store = FeatureStore(s.path)
-    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
-    missing = store.provenance.get("missing_per_column", {})
-    for col in store.schema.columns:
-        cats = f" {list(col.categories)}" if col.categories else ""
-        print(f"  {col.name:<20} {col.type:<11} missing {missing.get(col.name, 0):>5}{cats}")
-    return EXIT_OK
-
-
-def _cmd_classify(args: argparse.Namespace) -> int:
-    from classify.ablation import ablation_table
-    from classify.analysis import best_and_equivalent, calibration_of, tuning_of
-    from classify.benchmark import run_benchmark
-    from classify.experiment import load_experiment
-    from classify.stats import compare_within_feature_sets
-    from classify.tables import ablation_table as render_ablation
-    from classify.tables import choice_summary, comparison_table, render_benchmark, tuning_table
-
-    experiment = load_experiment(args.config, artifacts=args.artifacts)
-    result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
-    print(render_benchmark(result))
-    if not result.dry_run and result.cells:
-        eq = experiment.equivalence
-        for comparison in compare_within_feature_sets(
-                result, args.metric, rope=eq.rope_for(args.metric),
-                decision_probability=eq.decision_probability):
-            print("\n" + comparison_table(comparison))
-        ablation = ablation_table(result)
-        print("\n" + render_ablation(ablation, args.metric))
-        if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
-            from classify.subsets import render_subset_ablation
-
-            print("\n" + render_subset_ablation(ablation.subsets, args.metric,
-                                                 result.split.test_train_ratio))
-        best = best_and_equivalent(result, args.metric, eq)
-        calibration = calibration_of(result, [best.best]) if best is not None else ()
-        tuned = tuning_table(tuning_of(result, args.metric, eq))
-        if tuned:
-            print("\n" + tuned)
-        summary = choice_summary(best, calibration[0] if calibration else None)
-        if summary:
-            print("\n" + summary)
-    if experiment.imbalance is not None and not args.dry_run:
-        from classify.imbalance import render_sweep, run_prevalence_sweep
-
-        print("\n" + render_sweep(run_prevalence_sweep(experiment, n_jobs=args.n_jobs)))
-    return EXIT_OK
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from classify.ablation import run_shuffle
-    from classify.analysis import analyse_benchmark
-    from classify.benchmark import load_benchmark
-    from classify.experiment import load_experiment
-    from classify.report import write_report
-    from pipeline.manifest import load_manifest
-
-    experiment = load_experiment(args.config, artifacts=args.artifacts)
-    benchmark = load_benchmark(experiment)
-    shuffles = []
-    if args.shuffle:
-        fused = [c for c in benchmark.cells if len(c.spec.stores) > 1]
-        if fused:  # the modality-shuffle test on the best fused cell (refits; not stored)
-            best = max(fused, key=lambda c: c.summary(args.metric)[0])
-            shuffles.append(run_shuffle(experiment, best, metric=args.metric, n_permutations=3, repeats=1))
-    manifest = load_manifest(experiment.manifest)
-    provenance = {
-        "label_source": manifest.meta.get("label_source"),
-        "manifest": str(experiment.manifest),
-        "manifest_notes": manifest.meta.get("notes", []),
-        "command": " ".join(sys.argv),
-    }
-    analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"],
-                                 metric=args.metric, equivalence=experiment.equivalence)
-    from classify.report_inputs import add_context
-
-    analysis = add_context(analysis, experiment)  # the stored prevalence sweep, indication audit
-    paths = write_report(
-        analysis,
-        args.artifacts / "reports",
-        experiment_text=Path(args.config).read_text(encoding="utf-8"),
-        provenance=provenance,
-    )
-    for kind, path in paths.items():
-        print(f"{kind:>12}: {path}")
-    return EXIT_OK
-
-
-def _cmd_fit_final(args: argparse.Namespace) -> int:
-    from classify.bundle.final import fit_final
-    from classify.bundle.render import render_fit_final
-    from classify.experiment import load_experiment
-
-    experiment = load_experiment(args.config, artifacts=args.artifacts)
-    fit = fit_final(experiment, cell=args.cell, best=args.best, metric=args.metric,
-                    feature_set=args.feature_set, name=args.name, threshold=args.threshold,
-                    exclude_manifest=args.exclude_manifest, models_root=args.artifacts / "models",
-                    overwrite=args.force)
-    print(render_fit_final(fit))
-    return EXIT_OK
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from classify.bundle.io import load_bundle
-    from classify.bundle.predict import run_predict
-    from classify.bundle.render import render_prediction
-    from extract.reproduce import extract_like
-    from pipeline.manifest import load_manifest
-
-    bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
-    manifest = load_manifest(args.manifest)
-    features = args.artifacts / "features"
-
-    def build_store(requirement) -> Path:  # classify never imports extract: wired here
-        summary = extract_like(
-            manifest, requirement.to_dict(), features, batch_size=args.batch_size,
-            num_workers=args.num_workers, device=args.device, lock_timeout=args.lock_timeout,
-            progress=False if args.no_progress else None,
-        )
-        print(summary.render())
-        return summary.store
-
-    out = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
-    result = run_predict(bundle, manifest, features_root=features, build_store=build_store,
-                         out=out, n_boot=args.bootstrap)
-    print(render_prediction(result))
-    return EXIT_PARTIAL if result.failed else EXIT_OK
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from classify.compare import compare_runs, render_comparison_of_runs
-
-    print(render_comparison_of_runs(compare_runs(args.run_a, args.run_b)))
-    return EXIT_OK
-
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    from classify.fusion import FUSIONS
-    from classify.models import CLASSIFIERS
-    from classify.samplers import SAMPLERS
-    from extract.encoders import IMAGE_ENCODERS, TEXT_ENCODERS, availability
-    from pipeline.labels import LABEL_RULES
-    from pipeline.sources import DATASET_FORMATS
-    from pipeline.store import FeatureStore, store_files
-    from pipeline.store_kinds import kind_summary
-
-    print("image encoders (offline = pretrained weights present on this machine):")
-    for entry in IMAGE_ENCODERS:
-        avail = availability(entry.name)
-        state = "offline" if avail.available else f"missing - {avail.detail}"
-        print(f"  {entry.name:<22} dim {entry.meta.get('dim')!s:>5}  trained on {','.join(entry.meta.get('trained_on', []))}  [{state}]")
-    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both|indication][+masked]):")
-    for entry in TEXT_ENCODERS:
-        state = "offline" if entry.meta.get("offline") else "needs the model in the Hugging Face cache or a local folder"
-        print(f"  {entry.name:<22} dim {entry.meta.get('dim') or '-'!s:>5}  [{state}]")
-    for title, registry in (("dataset formats", DATASET_FORMATS), ("label rules", LABEL_RULES),
-                            ("fusions", FUSIONS), ("samplers", SAMPLERS), ("classifiers", CLASSIFIERS)):
-        print(f"{title}: {', '.join(registry.names())}")
-    paths = store_files(args.artifacts / "features")
-    print(f"feature stores under {args.artifacts / 'features'}: {len(paths) or 'none yet (run pipeline extract)'}"
-          " (contents not verified here; `pipeline verify` does)")
-    for path in paths:
-        try:
-            store = FeatureStore(path, verify=False)
-        except PipelineError as exc:
-            print(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
-            continue
-        prov = store.provenance
-        kind = "" if store.kind == "embedding" else f"  {kind_summary(prov)}"
-        print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
-              f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}{kind}")
-    return EXIT_OK
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from classify.results_store import read_cell
-    from pipeline.verify import verify_paths
-
-    def check_cell(path: Path) -> str:
-        cell = read_cell(path.parent.parent, path.name)
-        return f"{cell.spec.label}; {len(cell.scores)} scores, checksums verified"
-
-    paths = args.paths or [args.artifacts / "features", args.artifacts / "results"]
-    if not args.paths:
-        paths = [p for p in paths if p.exists()]
-    verdicts = verify_paths(paths, check_cell)
-    for verdict in verdicts:
-        print(verdict.line())
-    bad = [v for v in verdicts if not v.ok]
-    print(f"{len(verdicts)} checked, {len(verdicts) - len(bad)} OK, {len(bad)} failed"
-          + ("" if verdicts else f" (nothing found under {', '.join(map(str, paths)) or args.artifacts})"))
-    return EXIT_USER_ERROR if bad else EXIT_OK
-
-
+#: verb name -> its implementation in :mod:`pipeline.commands` (tests swap entries).
 _VERBS = {
-    "data": _cmd_data,
-    "extract": _cmd_extract,
-    "import": _cmd_import,
-    "tabular": _cmd_tabular,
-    "classify": _cmd_classify,
-    "report": _cmd_report,
-    "fit-final": _cmd_fit_final,
-    "predict": _cmd_predict,
-    "compare": _cmd_compare,
-    "list": _cmd_list,
-    "verify": _cmd_verify,
+    "data": commands.cmd_data,
+    "extract": commands.cmd_extract,
+    "import": commands.cmd_import,
+    "tabular": commands.cmd_tabular,
+    "classify": commands.cmd_classify,
+    "report": commands.cmd_report,
+    "fit-final": commands.cmd_fit_final,
+    "predict": commands.cmd_predict,
+    "compare": commands.cmd_compare,
+    "list": commands.cmd_list,
+    "verify": commands.cmd_verify,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,7 @@
 
 :func:`run_predict` never imports the extract stage: the caller passes ``build_store``,
 a function that builds or extends the new data set's store for one
-:class:`~classify.bundle.card.StoreRequirement` and returns its path (``pipeline/cli.py``
+:class:`~classify.bundle.card.StoreRequirement` and returns its path (``pipeline/commands.py``
 wires it to ``extract``). Every store is checked against the card before and after it is
 built: another encoder, weights digest, text mode, masking, backend, width or
 preprocessing is refused (exit 2) with the differences listed.
