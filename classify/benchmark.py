@@ -1,6 +1,6 @@
 """Run an experiment: every cell x every split of one saved plan, cached by cell key.
 
-Flow of :func:`run_benchmark` (one task = :func:`classify.cell_task.run_split`):
+Flow of :func:`run_benchmark` (one task = :func:`classify.split_runner.run_split_group`):
 
 1. open the stores and the manifest (optionally relabelled by a label rule) and
    join them into one :class:`~classify.features.FeatureSet` (all cells use the same
@@ -48,7 +48,7 @@ from classify.results_store import (
     write_cell,
 )
 from classify.samplers import check_training_folds
-from classify.split_runner import group_by_prefix, run_cell_group
+from classify.split_runner import group_by_prefix, run_split_group
 from classify.splits import SplitPlan, make_split_plan
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.helpers import did_you_mean
@@ -355,7 +355,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
 
             stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y, fs.groups]))
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(run_cell_group)(
+            delayed(run_split_group)(
                 [p.spec for p in g], inline(layouts[g[0].key][0]), layouts[g[0].key][1], fs.X,
                 fs.y, *map(inline, plan.indices(r, f)), n_classes=len(fs.classes), positive=positive,
                 seed=exp.cv.seed, threads=exp.threads_per_task, groups=fs.groups,

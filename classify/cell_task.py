@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,15 @@ def full_proba(raw: np.ndarray, classes: Any, n_rows: int, n_classes: int) -> np
     return proba
 
 
+@contextmanager
+def task_columns(X: np.ndarray, cols: np.ndarray, threads: int) -> Iterator[np.ndarray]:
+    """The task's columns of ``X`` as float64, with BLAS/OpenMP limited to ``threads`` meanwhile."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield np.asarray(X[:, cols], dtype=np.float64)
+
+
 def run_split(
     spec: CellSpec,
     cols: np.ndarray,
@@ -90,15 +100,12 @@ def run_split(
     threshold (and calibration) is chosen by an inner CV of the training rows
     (:mod:`classify.operating_point`). Inner CVs are grouped by ``groups`` (patients).
     """
-    from threadpoolctl import threadpool_limits
-
     op = spec.params.get("operating_point")
     tuning = spec.params.get("tuning")
     op_scores: dict[str, float] = {}
     tuned: dict[str, Any] = {}
     chosen: dict[str, Any] | None = None
-    with threadpool_limits(limits=threads):
-        Xc = np.asarray(X[:, cols], dtype=np.float64)
+    with task_columns(X, cols, threads) as Xc:
         g = np.asarray(groups if groups is not None else np.arange(len(y)))[train]
         t_tune = time.perf_counter()
         if tuning:  # searched on the training rows only
