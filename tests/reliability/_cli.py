@@ -4,8 +4,10 @@ build small manifests/fixtures on the fly (no binary blobs in the repository).""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,24 +37,6 @@ def run(*args: object, timeout: float = 240, **extra_env: str) -> subprocess.Com
     )
 
 
-def call(*args: object) -> int:
-    """``pipeline.cli.main(args)`` in this process (faster than :func:`run` for fixtures); the
-    log handlers it installs are removed again. Returns the exit code."""
-    import logging
-
-    from pipeline.cli import main
-
-    root = logging.getLogger()
-    before = list(root.handlers)
-    try:
-        return main([str(a) for a in args])
-    finally:
-        for handler in list(root.handlers):
-            if handler not in before:
-                root.removeHandler(handler)
-                handler.close()
-
-
 def popen(*args: object, **extra_env: str) -> subprocess.Popen:
     return subprocess.Popen(
         cmd(*args), env=env(**extra_env), cwd=ROOT, stdout=subprocess.PIPE,
@@ -63,7 +47,8 @@ def popen(*args: object, **extra_env: str) -> subprocess.Popen:
 def run_in_process(*args: object) -> int:
     """``pipeline.cli.main(args)`` in this process, for fixtures that only prepare inputs (a
     subprocess spends ~3 s of CPU importing torch and scikit-learn). The root log handlers that
-    the CLI installs are removed and the previous ones restored afterwards."""
+    the CLI installs are removed and the previous ones (and the root level) restored afterwards.
+    Returns the exit code."""
     import logging
 
     from pipeline.cli import main
@@ -133,5 +118,43 @@ def experiment(path: Path, **keys: object) -> Path:
     return path
 
 
-__all__ = ["ROOT", "call", "cmd", "env", "experiment", "out", "popen", "run", "text_rows",
+#: rows of the 'rel' project's manifest (:func:`rel_project`)
+REL_ROWS = 36
+
+
+def rel_experiment(art: Path, classifiers: Sequence[str] = ("logistic",)) -> Path:
+    """``art/exp.toml``: the 'rel' project's experiment (its tfidf_svd store, single fusion, no
+    sampler, ``classifiers``, 3 folds x 1 repeat), its paths pointing into ``art``."""
+    return experiment(
+        art / "exp.toml", name="rel", dataset="rel", manifest=str(art / "manifests" / "rel.csv"),
+        features_root=str(art / "features"), results_root=str(art / "results"),
+        stores=["tfidf_svd"], fusions=["single"], samplers=["none"],
+        classifiers=list(classifiers), n_jobs=1, cv={"folds": 3, "repeats": 1, "seed": 0},
+    )
+
+
+def rel_project(art: Path, classifiers: Sequence[str] = ("logistic",)) -> Path:
+    """The 'rel' project built in ``art`` (in this process): manifest 'rel' of :data:`REL_ROWS`
+    text rows, its tfidf_svd store and the cells of ``classifiers``. Returns ``art``."""
+    from pipeline.build import build_manifest
+
+    build_manifest("csv", path=write_csv_manifest(art / "src.csv", text_rows(REL_ROWS)),
+                   name="rel", artifacts_root=art)
+    assert run_in_process("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder",
+                          "tfidf_svd", "--no-progress", "--artifacts", art) == 0
+    assert run_in_process("classify", "--config", rel_experiment(art, classifiers),
+                          "--artifacts", art) == 0
+    return art
+
+
+def copy_project(base: Path, art: Path, classifiers: Sequence[str] = ("logistic",)) -> Path:
+    """A copy of the project folder ``base`` at ``art`` (logs left out), its experiment
+    rewritten to point at the copy. Returns ``art``."""
+    shutil.copytree(base, art, ignore=shutil.ignore_patterns("logs"))
+    rel_experiment(art, classifiers)
+    return art
+
+
+__all__ = ["REL_ROWS", "ROOT", "cmd", "copy_project", "env", "experiment", "out", "popen",
+           "rel_experiment", "rel_project", "run", "run_in_process", "text_rows",
            "write_csv_manifest"]

@@ -18,17 +18,3 @@ def demo_manifest(tmp_path_factory: pytest.TempPathFactory, openi_reports_tgz: P
     assert proc.returncode == 0, out(proc)
     return root / "manifests" / "openi_demo.csv"
 
-
-@pytest.fixture(autouse=True)
-def _drop_cli_log_handlers():
-    """In-process `pipeline.cli.main` calls install root log handlers; remove them after
-    each test (they point at pytest's per-test capture streams and log files)."""
-    import logging
-
-    before = list(logging.getLogger().handlers)
-    yield
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in before:
-            root.removeHandler(handler)
-            handler.close()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,46 +31,33 @@ from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from pipeline.store import FeatureStore
 from tests.reliability._cli import (
+    REL_ROWS,
     ROOT,
-    call,
     cmd,
+    copy_project,
     env,
-    experiment,
     out,
+    rel_experiment,
+    rel_project,
     run,
+    run_in_process,
     text_rows,
     write_csv_manifest,
 )
 from tests.reliability._privileges import make_read_only, make_writable, run_unprivileged
 
-N = 36
+N = REL_ROWS
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """artifacts: manifest 'rel', its tfidf_svd store, one computed cell."""
-    art = tmp_path_factory.mktemp("osfaults")
-    write_csv_manifest(art / "src.csv", text_rows(N))
-    build_manifest("csv", path=art / "src.csv", name="rel", artifacts_root=art)
-    assert call("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
-                "--no-progress", "--artifacts", art) == EXIT_OK
-    assert call("classify", "--config", _exp(art), "--artifacts", art) == EXIT_OK
-    return art
-
-
-def _exp(art: Path, classifiers=("logistic",)) -> Path:
-    return experiment(
-        art / "exp.toml", name="rel", dataset="rel", manifest=str(art / "manifests" / "rel.csv"),
-        features_root=str(art / "features"), results_root=str(art / "results"),
-        stores=["tfidf_svd"], fusions=["single"], samplers=["none"],
-        classifiers=list(classifiers), n_jobs=1, cv={"folds": 3, "repeats": 1, "seed": 0})
+    return rel_project(tmp_path_factory.mktemp("osfaults"))
 
 
 @pytest.fixture
 def art(base: Path, tmp_path: Path):
-    art = tmp_path / "art"
-    shutil.copytree(base, art, ignore=shutil.ignore_patterns("logs"))
-    _exp(art)
+    art = copy_project(base, tmp_path / "art")
     yield art
     make_writable(art)  # let pytest clean up
 
@@ -94,7 +80,7 @@ def _snapshot(art: Path) -> dict[str, bytes]:
 @pytest.mark.slow  # several CLI processes
 def test_read_only_artifacts_every_verb(art: Path):
     before = _snapshot(art)
-    _exp(art, classifiers=("logistic", "knn"))  # classify has one new cell to write
+    rel_experiment(art, classifiers=("logistic", "knn"))  # classify has one new cell to write
     make_read_only(art)
     manifest = art / "manifests" / "rel.csv"
 
@@ -128,7 +114,7 @@ def test_read_only_artifacts_every_verb(art: Path):
 
 def test_read_only_results_after_a_cell_was_computed(art: Path):
     cells = sorted((art / "results" / "rel" / "cells").iterdir())
-    _exp(art, classifiers=("logistic", "knn"))
+    rel_experiment(art, classifiers=("logistic", "knn"))
     make_read_only(art / "results")
     proc = run_unprivileged("classify", "--config", art / "exp.toml", "--artifacts", art)
     _clean_exit_2(proc, "cannot write the result cell", "Permission denied [EACCES]",
@@ -161,8 +147,8 @@ def test_log_folder_below_a_file_falls_back_to_the_console(tmp_path: Path, capsy
 
 def _identity_of_complete_run(tmp_path: Path, manifest: Path) -> str:
     ref = tmp_path / "ref"
-    assert call("extract", "--manifest", manifest, "--encoder", "tfidf_svd", "--no-progress",
-                "--artifacts", ref) == EXIT_OK
+    assert run_in_process("extract", "--manifest", manifest, "--encoder", "tfidf_svd",
+                          "--no-progress", "--artifacts", ref) == EXIT_OK
     return FeatureStore(ref / "features" / "rel" / "tfidf_svd.h5").identity
 
 

@@ -6,44 +6,27 @@ missing oof.npz made classify and report exit 1 with a traceback)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from pipeline.build import build_manifest
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from tests.reliability._cli import call, experiment, text_rows, write_csv_manifest
+from tests.reliability._cli import copy_project, rel_experiment, rel_project
+
+#: the two computed cells of the project
+CLASSIFIERS = ("logistic", "knn")
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """artifacts with a tfidf_svd store and two computed cells (logistic, knn)."""
-    art = tmp_path_factory.mktemp("results")
-    build_manifest("csv", path=write_csv_manifest(art / "src.csv", text_rows(36)), name="rel",
-                   artifacts_root=art)
-    assert call("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
-                "--no-progress", "--artifacts", art) == EXIT_OK
-    assert call("classify", "--config", _exp(art), "--artifacts", art) == EXIT_OK
-    return art
+    return rel_project(tmp_path_factory.mktemp("results"), CLASSIFIERS)
 
 
 def _exp(art: Path) -> Path:
-    return experiment(
-        art / "exp.toml", name="rel", dataset="rel", manifest=str(art / "manifests" / "rel.csv"),
-        features_root=str(art / "features"), results_root=str(art / "results"),
-        stores=["tfidf_svd"], fusions=["single"], samplers=["none"],
-        classifiers=["logistic", "knn"], n_jobs=1, cv={"folds": 3, "repeats": 1, "seed": 0},
-    )
-
-
-def _copy(base: Path, tmp: Path) -> Path:
-    art = tmp / "art"
-    shutil.copytree(base, art, ignore=shutil.ignore_patterns("logs"))
-    _exp(art)
-    return art
+    return rel_experiment(art, CLASSIFIERS)
 
 
 def _cells(art: Path) -> Path:
@@ -87,7 +70,7 @@ DAMAGE = {
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_damaged_cell_is_quarantined_and_recomputed_to_the_same_scores(base, tmp_path, capsys,
                                                                         case):
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art", CLASSIFIERS)
     expected = _scores(art)
     victim = _victim(art)
     damage, reason = DAMAGE[case]
@@ -108,7 +91,7 @@ def test_damaged_cell_is_quarantined_and_recomputed_to_the_same_scores(base, tmp
 
 
 def test_report_never_uses_a_damaged_cell(base, tmp_path, capsys):
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art", CLASSIFIERS)
     victim = _victim(art)
     _all_0999(victim)
     code = main(["report", "--config", str(_exp(art)), "--no-shuffle", "--artifacts", str(art)])
@@ -121,7 +104,7 @@ def test_report_never_uses_a_damaged_cell(base, tmp_path, capsys):
 
 
 def test_verify_names_each_damaged_cell(base, tmp_path, capsys):
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art", CLASSIFIERS)
     (_victim(art) / "oof.npz").write_bytes(b"")
     code = main(["verify", "--artifacts", str(art)])
     lines = capsys.readouterr().out.splitlines()

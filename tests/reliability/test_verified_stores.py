@@ -8,46 +8,22 @@ file in the parts folder blocked extract with an anonymous HDF5 error)."""
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from pipeline.build import build_manifest
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from pipeline.store import FeatureStore
-from tests.reliability._cli import call, experiment, text_rows, write_csv_manifest
+from tests.reliability._cli import copy_project, rel_experiment, rel_project
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """artifacts with manifest 'rel' (36 rows), its tfidf_svd store and one computed cell."""
-    art = tmp_path_factory.mktemp("verified")
-    build_manifest("csv", path=write_csv_manifest(art / "src.csv", text_rows(36)), name="rel",
-                   artifacts_root=art)
-    assert call("extract", "--manifest", art / "manifests" / "rel.csv", "--encoder", "tfidf_svd",
-                "--no-progress", "--artifacts", art) == EXIT_OK
-    assert call("classify", "--config", _exp(art), "--artifacts", art) == EXIT_OK
-    return art
-
-
-def _exp(art: Path, classifiers=("logistic",)) -> Path:
-    return experiment(
-        art / "exp.toml", name="rel", dataset="rel", manifest=str(art / "manifests" / "rel.csv"),
-        features_root=str(art / "features"), results_root=str(art / "results"),
-        stores=["tfidf_svd"], fusions=["single"], samplers=["none"],
-        classifiers=list(classifiers), n_jobs=1, cv={"folds": 3, "repeats": 1, "seed": 0},
-    )
-
-
-def _copy(base: Path, tmp: Path) -> Path:
-    art = tmp / "art"
-    shutil.copytree(base, art, ignore=shutil.ignore_patterns("logs"))
-    _exp(art)  # paths inside point at this copy
-    return art
+    return rel_project(tmp_path_factory.mktemp("verified"))
 
 
 def _store(art: Path) -> Path:
@@ -65,7 +41,7 @@ def _cli(capsys, *args: object) -> tuple[int, str]:
 
 
 def _classify(art: Path, capsys, classifiers=("logistic",)) -> tuple[int, str]:
-    return _cli(capsys, "classify", "--config", _exp(art, classifiers), "--artifacts", art)
+    return _cli(capsys, "classify", "--config", rel_experiment(art, classifiers), "--artifacts", art)
 
 
 def _flip_bytes_in_x(path: Path, n: int = 64) -> None:
@@ -83,7 +59,7 @@ def _flip_bytes_in_x(path: Path, n: int = 64) -> None:
 def test_flipped_bytes_in_x_stop_classify_before_anything_is_computed(base, tmp_path, capsys):
     """Observation 1: 64 flipped bytes kept the store's identity, so stored cells were reused
     and new cells computed from the corrupted values, exit 0."""
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art")
     before = _cells(art)
     _flip_bytes_in_x(_store(art))
     code, text = _classify(art, capsys, classifiers=("logistic", "knn"))  # knn would be new
@@ -91,14 +67,14 @@ def test_flipped_bytes_in_x_stop_classify_before_anything_is_computed(base, tmp_
     assert str(_store(art)) in text and "does not match the digest" in text
     assert "--rebuild" in text and "backup" in text
     assert _cells(art) == before  # nothing computed from the damaged store
-    code, text = _cli(capsys, "report", "--config", _exp(art), "--no-shuffle", "--artifacts", art)
+    code, text = _cli(capsys, "report", "--config", rel_experiment(art), "--no-shuffle", "--artifacts", art)
     assert code == EXIT_USER_ERROR and "does not match the digest" in text
     code, text = _cli(capsys, "verify", _store(art), "--artifacts", art)
     assert code == EXIT_USER_ERROR and text.startswith("FAIL  store")
 
 
 def test_damaged_store_blocks_resume_until_rebuilt(base, tmp_path, capsys):
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art")
     _flip_bytes_in_x(_store(art))
     manifest = art / "manifests" / "rel.csv"
     code, text = _cli(capsys, "extract", "--manifest", manifest, "--encoder", "tfidf_svd",
@@ -150,7 +126,7 @@ DAMAGE = {  # observation 2 (accepted silently) and 6 (exit 1, "internal error")
 
 @pytest.mark.parametrize("case", list(DAMAGE))
 def test_malformed_store_exits_2_naming_file_problem_and_fix(base, tmp_path, capsys, case):
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art")
     edit, expected = DAMAGE[case]
     with h5py.File(_store(art), "r+") as f:
         edit(f)
@@ -166,7 +142,7 @@ def test_malformed_store_exits_2_naming_file_problem_and_fix(base, tmp_path, cap
 def test_garbage_part_file_is_named_quarantined_and_resume_proceeds(base, tmp_path, capsys):
     """Observation 9: a garbage file in the store's .parts folder made extract exit 1 with an
     HDF5 error that did not name it, and the store could not be extended."""
-    art = _copy(base, tmp_path)
+    art = copy_project(base, tmp_path / "art")
     rows = FeatureStore(_store(art)).ids.tolist()
     parts = _store(art).with_name("tfidf_svd.h5.parts")
     parts.mkdir()
