@@ -9,8 +9,9 @@ test refits models, so it is never run here: pass its results in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,8 @@ from pipeline.errors import ConfigError, PipelineError
 from pipeline.labels.audit import TermAudit
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Metrics of the ablation tables computed for a report.
 ABLATION_METRICS = ("roc_auc", "f1_weighted", "balanced_accuracy", "accuracy")
@@ -194,14 +197,8 @@ def tuning_of(benchmark: BenchmarkResult, metric: str,
     """Tuned vs default cells of ``benchmark`` on ``metric`` (None without tuned cells)."""
     if benchmark.split is None:
         return None
-    try:
-        return summarise_tuning(benchmark.cells, metric,
-                                test_train_ratio=benchmark.split.test_train_ratio,
-                                rope=config.rope_for(metric),
-                                decision_probability=config.decision_probability)
-    except PipelineError as exc:
-        log.warning("tuned vs default comparison skipped: %s", exc)
-        return None
+    return _bayesian_or_none(summarise_tuning, "tuned vs default comparison", benchmark, metric,
+                             config)
 
 
 def calibration_of(benchmark: BenchmarkResult, labels: Sequence[str]
@@ -219,13 +216,19 @@ def best_and_equivalent(benchmark: BenchmarkResult, metric: str,
     (fewer than 2 cells, no split plan, or too few splits with a defined ``metric``)."""
     if benchmark.split is None or len(benchmark.cells) < 2:
         return None
+    return _bayesian_or_none(equivalent_to_best, "practical equivalence", benchmark, metric, config)
+
+
+def _bayesian_or_none(compute: Callable[..., T], what: str, benchmark: BenchmarkResult,
+                      metric: str, config: EquivalenceConfig) -> T | None:
+    """``compute(cells, metric, ...)`` with the split's test/train ratio and ``config``'s ROPE
+    and decision probability; None, with a warning, when the cells cannot be compared."""
     try:
-        return equivalent_to_best(benchmark.cells, metric,
-                                  test_train_ratio=benchmark.split.test_train_ratio,
-                                  rope=config.rope_for(metric),
-                                  decision_probability=config.decision_probability)
+        return compute(benchmark.cells, metric, test_train_ratio=benchmark.split.test_train_ratio,
+                       rope=config.rope_for(metric),
+                       decision_probability=config.decision_probability)
     except PipelineError as exc:
-        log.warning("practical equivalence skipped: %s", exc)
+        log.warning("%s skipped: %s", what, exc)
         return None
 
 
