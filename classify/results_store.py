@@ -28,7 +28,6 @@ vouches for their bytes, and recomputing is the only safe choice.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ import pandas as pd
 
 from classify.results import CellResult, CellSpec
 from pipeline.errors import PipelineError, is_os_fault, os_errno, os_faults, storage_error
-from pipeline.helpers import atomic_write, fsync_dir, fsync_file
+from pipeline.helpers import atomic_write, file_sha256, fsync_dir, fsync_file
 from pipeline.quarantine import QUARANTINE, move_aside
 
 log = logging.getLogger(__name__)
@@ -75,20 +74,12 @@ def quarantine_dir(results_dir: Path) -> Path:
     return Path(results_dir) / QUARANTINE
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_checksums(folder: Path) -> Path:
     """fsync every file of ``folder``, then write its ``SHA256SUMS`` atomically (fsync'd)."""
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
     for name in names:
         fsync_file(folder / name)
-    lines = "".join(f"{_sha256(folder / name)}  {name}\n" for name in names)
+    lines = "".join(f"{file_sha256(folder / name)}  {name}\n" for name in names)
     return atomic_write(folder / CHECKSUMS, lines)
 
 
@@ -112,7 +103,7 @@ def verify_cell(path: Path) -> None:
         for name in sorted(present - set(listed)):
             raise CellDamagedError(f"{name} is not listed in {CHECKSUMS}")
         for name, digest in sorted(listed.items()):
-            if _sha256(path / name) != digest:
+            if file_sha256(path / name) != digest:
                 raise CellDamagedError(f"{name} was changed after the cell was written "
                                        "(its SHA-256 differs from SHA256SUMS)")
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,4 +1,4 @@
-"""Small shared helpers: did-you-mean hints, durable atomic writes, library versions, p-values, text tables.
+"""Small shared helpers: did-you-mean hints, durable atomic writes, file digests, library versions, p-values, text tables.
 
 Each helper exists once here; the stages import it instead of keeping their own copy.
 Nothing here imports either stage, torch or matplotlib.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import math
 import os
 import platform
@@ -19,6 +20,7 @@ from typing import Any
 __all__ = [
     "atomic_write",
     "did_you_mean",
+    "file_sha256",
     "format_p",
     "fsync_dir",
     "fsync_file",
@@ -35,6 +37,15 @@ def did_you_mean(name: object, valid: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(str(name), list(valid), n=3, cutoff=0.5)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fsync_file(path: str | os.PathLike) -> None:

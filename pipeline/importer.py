@@ -24,7 +24,6 @@ the manifest, a repeated id, a ragged row, a non-numeric value, NaN/inf in an em
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.helpers import file_sha256
 from pipeline.manifest import Manifest
 from pipeline.store_format import now
 from pipeline.store_kinds import EMBEDDING, TABULAR
@@ -69,14 +69,6 @@ class ImportRequest:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     rebuild: bool = False
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _format(path: Path) -> str:
@@ -297,7 +289,7 @@ def run_import(req: ImportRequest, manifest: Manifest, features_root: Path) -> W
         ids, X, fmt = read_embedding(req, known)
         dtype = str(np.asarray(X).dtype)
         prov = _embedding_provenance(req, manifest, X.shape[1])
-    record = {"file": req.path.name, "sha256": file_digest(req.path), "format": fmt,
+    record = {"file": req.path.name, "sha256": file_sha256(req.path), "format": fmt,
               "shape": [len(ids), int(X.shape[1])], "dtype": dtype, "note": req.note,
               "imported": now()}
     prov["imports"] = [record]

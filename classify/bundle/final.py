@@ -30,7 +30,7 @@ from classify.evaluate import METRICS, higher_is_better
 from classify.experiment import Experiment
 from classify.results import BenchmarkResult, CellResult
 from pipeline.errors import BundleError, ConfigError, DataError
-from pipeline.helpers import CORE_PACKAGES, did_you_mean, library_versions
+from pipeline.helpers import CORE_PACKAGES, did_you_mean, file_sha256, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,7 @@ def _oof_threshold(rule: Any, source: str, cell: CellResult, classes: tuple[str,
 
 
 def _file_sha256(path: Path) -> str:
-    from classify.bundle.io import sha256_file
-
-    return sha256_file(path) if path.is_file() else ""
+    return file_sha256(path) if path.is_file() else ""
 
 
 # ----------------------------------------------------------------------------- fit

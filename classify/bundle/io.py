@@ -30,7 +30,7 @@ from typing import Any
 
 from classify.bundle.card import ModelCard, render_card_markdown
 from pipeline.errors import BundleError
-from pipeline.helpers import atomic_write, fsync_dir
+from pipeline.helpers import atomic_write, file_sha256, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,6 @@ class Bundle:
     estimator: Any = field(repr=False)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def card_digest(doc: dict[str, Any]) -> str:
     """sha256 of the card's canonical JSON without its own ``card_sha256`` field."""
     body = {k: v for k, v in doc.items() if k != "card_sha256"}
@@ -116,9 +108,9 @@ def write_bundle(folder: str | os.PathLike, estimator: Any, card: ModelCard, *,
         sio.dump(estimator, tmp / MODEL_FILE)
         check_model_types(tmp / MODEL_FILE)  # never write a bundle that could not be loaded
         card = replace(card, bundle_schema=BUNDLE_SCHEMA,
-                       files={MODEL_FILE: sha256_file(tmp / MODEL_FILE)})
+                       files={MODEL_FILE: file_sha256(tmp / MODEL_FILE)})
         atomic_write(tmp / CARD_MD, render_card_markdown(card))
-        card = replace(card, files={**card.files, CARD_MD: sha256_file(tmp / CARD_MD)})
+        card = replace(card, files={**card.files, CARD_MD: file_sha256(tmp / CARD_MD)})
         doc = card.to_dict()
         doc["card_sha256"] = card_digest(doc)
         atomic_write(tmp / CARD_JSON, json.dumps(doc, indent=2, default=str) + "\n")
@@ -173,7 +165,7 @@ def read_card(folder: str | os.PathLike) -> ModelCard:
         f = folder / name
         if Path(name).name != name or not f.is_file():
             raise BundleError(f"bundle {folder}: file {name!r} listed in {CARD_JSON} is missing")
-        got = sha256_file(f)
+        got = file_sha256(f)
         if got != digest:
             raise BundleError(
                 f"bundle {folder}: {name} was modified or damaged (sha256 {got[:16]}..., the card "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.errors import ConfigError, DataError, StoreError
-from pipeline.importer import ImportRequest, file_digest, run_import
+from pipeline.importer import ImportRequest, run_import
 from pipeline.manifest import Manifest, save_manifest
 from pipeline.store import FeatureStore
 from tests.reliability._cli import run
@@ -42,7 +44,7 @@ def test_npy_with_ids_file_records_provenance(tmp_path, manifest) -> None:
     assert store.verified and store.kind == "embedding" and store.dim == 4
     np.testing.assert_allclose(store.read(["s3"]), _X()[[3]])
     (rec,) = store.provenance["imports"]
-    assert rec["sha256"] == file_digest(tmp_path / "emb.npy")
+    assert rec["sha256"] == hashlib.sha256((tmp_path / "emb.npy").read_bytes()).hexdigest()
     assert (rec["shape"], rec["dtype"], rec["note"], rec["format"]) == \
         ([6, 4], "float32", "run 17", "npy")
     assert store.provenance["weights_name"] == "finetuned-densenet@cluster"
