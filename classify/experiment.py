@@ -55,6 +55,7 @@ from classify.options import (
     EquivalenceConfig,
     OperatingPointConfig,
     TuningConfig,
+    check_keys,
     parse_equivalence,
     parse_operating_point,
     parse_tuning,
@@ -151,15 +152,6 @@ _TOP_KEYS = {
 _CV_KEYS = {"folds", "repeats", "seed"}
 
 
-def _unknown_keys(where: str, got: Mapping[str, Any], valid: set[str], src: str) -> None:
-    for key in got:
-        if key not in valid:
-            raise ConfigError(
-                f"{src}: unknown key {where}{key!r}.{did_you_mean(key, sorted(valid))} "
-                f"Valid keys: {', '.join(sorted(valid))}."
-            )
-
-
 def _str_list(value: Any, key: str, src: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -212,7 +204,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
     """
     src = str(source)
     art = Path(artifacts) if artifacts is not None else Path("artifacts")
-    _unknown_keys("", data, _TOP_KEYS, src)
+    check_keys("", data, _TOP_KEYS, src, quoted=True)
     for req in ("dataset",):
         if req not in data:
             raise ConfigError(f"{src}: missing required key {req!r}; e.g. dataset = \"openi_demo\"")
@@ -279,7 +271,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
     cv_raw = data.get("cv", {})
     if not isinstance(cv_raw, Mapping):
         raise ConfigError(f"{src}: [cv] must be a table with folds, repeats, seed")
-    _unknown_keys("cv.", cv_raw, _CV_KEYS, src)
+    check_keys("cv", cv_raw, _CV_KEYS, src, quoted=True)
     cv = CVConfig(
         folds=_int(cv_raw.get("folds", 5), "cv.folds", src, 2),
         repeats=_int(cv_raw.get("repeats", 5), "cv.repeats", src, 1),
@@ -289,7 +281,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
     params_raw = data.get("params", {})
     if not isinstance(params_raw, Mapping):
         raise ConfigError(f"{src}: [params] must be tables like [params.classifier.knn]")
-    _unknown_keys("params.", params_raw, set(COMPONENTS), src)
+    check_keys("params", params_raw, set(COMPONENTS), src, quoted=True)
     registries = {"fusion": FUSIONS, "sampler": SAMPLERS, "classifier": CLASSIFIERS}
     params: dict[str, dict[str, dict[str, Any]]] = {}
     for comp, per_name in params_raw.items():

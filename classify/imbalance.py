@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from classify.options import check_keys
 from classify.results import CellResult
 from pipeline.errors import ConfigError, DataError
 
@@ -65,14 +66,9 @@ def parse_imbalance(raw: Any, src: str) -> ImbalanceConfig | None:
     """Validate the ``[imbalance]`` table (None when absent); ConfigError naming the key."""
     if raw is None:
         return None
-    from pipeline.helpers import did_you_mean
-
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{src}: [imbalance] must be a table, e.g. prevalence = [0.5, 0.2, 0.09]")
-    for key in raw:
-        if key not in _KEYS:
-            raise ConfigError(f"{src}: unknown key imbalance.{key!r}.{did_you_mean(key, _KEYS)} "
-                              f"Valid keys: {', '.join(sorted(_KEYS))}.")
+    check_keys("imbalance", raw, _KEYS, src, quoted=True)
     prev = raw.get("prevalence")
     if (not isinstance(prev, list) or not prev
             or not all(isinstance(p, int | float) and not isinstance(p, bool) for p in prev)

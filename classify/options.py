@@ -36,13 +36,16 @@ from pipeline.errors import ConfigError
 from pipeline.helpers import did_you_mean
 
 
-def check_keys(section: str, got: Mapping[str, Any], valid: set[str], src: str) -> None:
-    """ConfigError naming an unknown key of ``[section]`` with a did-you-mean."""
+def check_keys(section: str, got: Mapping[str, Any], valid: set[str], src: str, *,
+               quoted: bool = False) -> None:
+    """ConfigError naming an unknown key of ``[section]`` (``""``: the top level) with a
+    did-you-mean and the valid keys; ``quoted`` writes the key as ``section.'key'``."""
     for key in got:
         if key not in valid:
+            where = (f"{section}." if section else "") + (repr(key) if quoted else str(key))
             raise ConfigError(
-                f"{src}: unknown key {section}.{key}.{did_you_mean(key, sorted(valid))} "
-                f"Valid keys: {', '.join(sorted(valid))}."
+                f"{src}: unknown key {where}."
+                f"{did_you_mean(key, sorted(valid))} Valid keys: {', '.join(sorted(valid))}."
             )
 
 
