@@ -42,6 +42,7 @@ def test_scale_model_projects_from_measured_costs(tmp_path: Path) -> None:
     assert [r for r in table.rows if r[1] == "2500x3000 JPEG"]
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_memory_child_reports_peak_rss(tmp_path: Path) -> None:
     from benchmarks.memory import _measure
 

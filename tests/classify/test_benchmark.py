@@ -96,6 +96,7 @@ def test_scores_identical_for_n_jobs_1_and_2(toy_project, tmp_path):
         pd.testing.assert_frame_equal(c1.oof, c2.oof)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_rerun_computes_nothing_and_reuses_identical_results(toy_project):
     exp = experiment_from_dict(toy_project["config"](classifiers=["logistic", "knn"]))
     first = run_benchmark(exp)

@@ -64,6 +64,7 @@ def _X(exp, stores):
 
 @pytest.mark.parametrize("cell", ["fused/concat/smote/logistic", "fused/attention/smote/xgboost",
                                   "image/single/smote/xgboost"])
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_loaded_bundle_predicts_exactly_what_the_fitted_pipeline_predicts(benchmark_exp, tmp_path,
                                                                           cell):
     fit = fit_final(benchmark_exp, cell=cell, models_root=tmp_path / "models")
@@ -267,6 +268,7 @@ def _combos():
 
 
 @pytest.mark.parametrize("fusion,sampler,clf,params", _combos())
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_every_component_round_trips_under_the_trusted_list(tmp_path, fusion, sampler, clf, params):
     """A type missing from the trusted list would make fit-final refuse its own bundle."""
     import warnings
@@ -296,6 +298,7 @@ def test_every_component_round_trips_under_the_trusted_list(tmp_path, fusion, sa
     np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_importing_the_bundle_package_loads_neither_torch_nor_skops():
     import subprocess
     import sys

@@ -103,6 +103,7 @@ def _new(tmp_path, seed=7, labelled=True, **fake):
     return manifest, build, y
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_labelled_new_data_predicted_and_scored_with_cis(bundles, tmp_path):
     manifest, build, y = _new(tmp_path)
     out = tmp_path / "pred.csv"
@@ -208,6 +209,7 @@ def test_attention_bundle_writes_per_block_weights(bundles, tmp_path):
     assert not np.allclose(att[:, 0], att[0, 0])  # per-sample, not one constant
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_threshold_metrics_reported_for_a_bundle_with_a_threshold(bundles, tmp_path):
     manifest, build, y = _new(tmp_path)
     res = run_predict(bundles["youden"], manifest, features_root=tmp_path / "features",

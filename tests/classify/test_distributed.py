@@ -36,6 +36,7 @@ def test_missing_dask_is_a_config_error(monkeypatch) -> None:
             pass
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_bad_or_unreachable_scheduler_is_a_config_error() -> None:
     pytest.importorskip("distributed")
     with pytest.raises(ConfigError, match="scheduler address"):

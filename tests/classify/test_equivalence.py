@@ -81,6 +81,7 @@ def test_equivalent_to_best_names_the_set():
     assert {"p_a_better", "p_equivalent", "p_b_better", "decision"} <= set(cmp.pairwise)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_report_and_terminal_show_the_equivalent_set(tmp_path):
     from classify.analysis import best_and_equivalent
     from classify.tables import choice_summary, comparison_table

@@ -75,6 +75,7 @@ def test_unknown_fusion_and_param():
         build_fusion("concat", BLOCKS, n_comp=3)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_classify_does_not_import_torch_eagerly():
     code = ("import sys; import classify.benchmark, classify.fusion, classify.stats, "
             "classify.tables, classify.ablation, classify.experiment; "

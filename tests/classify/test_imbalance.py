@@ -57,6 +57,7 @@ def _exp(toy_project, **over):  # noqa: ANN001, ANN202
     return experiment_from_dict(cfg)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_sweep_runs_caches_and_tests_against_none(toy_project, tmp_path) -> None:
     exp = _exp(toy_project)
     main = run_benchmark(exp)

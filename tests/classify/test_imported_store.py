@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from classify.benchmark import run_benchmark
 from classify.experiment import experiment_from_dict
@@ -11,6 +12,7 @@ from pipeline.manifest import load_manifest
 from tests.classify.conftest import render_report
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_imported_store_runs_through_classify_and_report(toy_project, tmp_path) -> None:
     ids, y = toy_project["ids"], toy_project["y"]
     rng = np.random.default_rng(7)

@@ -66,6 +66,7 @@ def test_pretraining_warning_uses_family_not_substring():
     assert not leakage.pretraining_warnings(stores, dataset="vin", source_dataset="vindr")
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_report_shows_ceiling_next_to_fused_and_warns(tmp_path):
     from dataclasses import replace
 

@@ -70,6 +70,7 @@ def _op_config(toy_project, **over):  # noqa: ANN001, ANN202
     return toy_project["config"](feature_sets={"image": ["img"]}, fusions=["single"], **over)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_no_section_keeps_keys_and_section_changes_them(toy_project, tmp_path):
     plain = run_benchmark(experiment_from_dict(_op_config(toy_project)))
     op = run_benchmark(experiment_from_dict(_op_config(

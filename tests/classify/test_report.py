@@ -75,6 +75,7 @@ def full_report(tmp_path_factory):  # noqa: ANN001, ANN201
     return bench, paths, page, parser
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_report_paths_and_layout(full_report):  # noqa: ANN001
     _, paths, _, _ = full_report
     root = paths["html"].parent
@@ -165,6 +166,7 @@ def test_warnings_box(full_report):  # noqa: ANN001
     assert box.count("pretraining overlap") == 1  # the run's warning is not repeated
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_text_only_ceiling_warns(tmp_path):  # noqa: ANN001
     text = make_cell("logistic", fusion="single", feature_set="text", stores=("minilm",),
                      modalities=("text",), seed=5, overrides={"roc_auc": 0.99})
@@ -190,6 +192,7 @@ def _tags(page: str) -> list[tuple[str, dict[str, str]]]:
     return p.tags
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_rerun_replaces_stale_tables(tmp_path):  # noqa: ANN001
     bench = make_benchmark(tmp_path)
     first = render_report(bench, tmp_path, comparisons=(), ablation=make_ablation(),
@@ -202,6 +205,7 @@ def test_rerun_replaces_stale_tables(tmp_path):  # noqa: ANN001
     assert not (second["html"].parent / "figures" / "fig-shuffle.png").exists()
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_computes_missing_inputs_via_teammate_modules(tmp_path):  # noqa: ANN001
     bench = make_benchmark(tmp_path)
     inputs = build_report_inputs(bench)
@@ -226,6 +230,7 @@ def test_t_interval():
     assert all(np.isnan(t_interval([1.0])))
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_import_does_not_load_matplotlib():
     code = ("import sys, classify.report, classify.report.plots, classify.analysis; "
             "print('matplotlib' in sys.modules)")

@@ -54,6 +54,7 @@ def test_none_under_and_class_weight():
     assert xgb.predict_proba(X).shape == (44, 2)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_every_classifier_is_seeded_and_fits():
     X, y = _xy(n_major=30, n_minor=20)
     for entry in CLASSIFIERS:

@@ -64,6 +64,7 @@ ALL = sorted(CLASSIFIERS.names())
     ("concat", "none", FUSED, None),
     ("single", "random_under", IMAGE, None),
 ])
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_shared_prefix_scores_equal_each_cell_fitted_alone(data, fusion, sampler, layout, params):
     specs = _specs(layout, fusion, sampler, ALL, params)
     shared, alone = _both(specs, layout, data)
@@ -107,6 +108,7 @@ def test_groups_are_cells_that_differ_only_in_the_classifier() -> None:
                         np.arange(2), np.arange(2, 4), n_classes=2, positive=1, seed=0)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_group_tasks_give_the_same_cells_for_n_jobs_1_and_2(toy_project, tmp_path):
     """The (prefix group, split) tasks are independent: 2 worker processes give the scores of
     one (light version without torch in the workers; the attention one is marked slow)."""

@@ -46,6 +46,7 @@ def three_block_run(toy_project):  # noqa: ANN001, ANN201
     return toy_project, experiment_from_dict(cfg), run_benchmark(experiment_from_dict(cfg))
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_three_block_fusions_and_subset_ablation(three_block_run, tmp_path) -> None:
     project, exp, result = three_block_run
     labels = {c.label for c in result.cells}

@@ -51,6 +51,7 @@ def test_tuning_section_validation(toy_project):
     assert experiment_from_dict(cfg(tuning={"enabled": False})).tuning is None
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_tuned_cells_sit_next_to_unchanged_default_cells(toy_project, tmp_path):
     base = dict(feature_sets={"image": ["img"]}, fusions=["single"], classifiers=["logistic"])
     plain = run_benchmark(experiment_from_dict(toy_project["config"](**base)))
@@ -104,6 +105,7 @@ def test_tuning_never_sees_a_test_row(toy_project):
 
 
 @pytest.mark.parametrize("search", ["halving", "optuna"])
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_other_search_methods(search):
     if search == "optuna":
         pytest.importorskip("optuna")

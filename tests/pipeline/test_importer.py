@@ -133,6 +133,7 @@ def test_tabular_csv_import(tmp_path, manifest) -> None:
         _import(tmp_path, manifest, path, key="labs2", kind="tabular", numeric=("crp",))
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_cli_exits_2_naming_the_row(tmp_path, manifest) -> None:
     mpath = save_manifest(manifest, tmp_path / "manifests" / "imp.csv")
     bad = _csv(tmp_path, ["s0,1,2,3", "s1,1,zz,3"])

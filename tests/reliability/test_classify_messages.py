@@ -58,6 +58,7 @@ def test_unknown_parameter_in_an_experiment_file_exits_2(tmp_path, capsys):
     assert "Did you mean 'weights'?" in err and "'n_neighbors'" not in err.split("Valid")[0]
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_markdown_report_escapes_html(tmp_path):
     evil = "<img src=x onerror=alert(1)>"
     cell = dataclasses.replace(make_cell("logistic", seed=1),

@@ -82,6 +82,7 @@ def test_a_second_writer_fails_clearly_while_the_first_runs(tmp_path):
         proc.wait()
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_a_waiting_writer_proceeds_after_the_first_finishes(tmp_path):
     path = tmp_path / "queued.h5"
     first = _run(path, delay=0.0)

@@ -28,6 +28,7 @@ def test_codes_are_distinct():
     assert (EXIT_OK, EXIT_INTERNAL, EXIT_USER_ERROR, EXIT_PARTIAL) == (0, 1, 2, 3)
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_process_exit_status_success_and_user_error(tmp_path: Path):
     src = write_csv_manifest(tmp_path / "src.csv", text_rows(6))
     ok = run("data", "csv", "--path", src, "--name", "m", "--artifacts", tmp_path)

@@ -112,6 +112,7 @@ def test_read_only_artifacts_every_verb(art: Path):
     assert after == before  # nothing computed was lost or changed
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_read_only_results_after_a_cell_was_computed(art: Path):
     cells = sorted((art / "results" / "rel" / "cells").iterdir())
     rel_experiment(art, classifiers=("logistic", "knn"))

@@ -68,6 +68,7 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_damaged_cell_is_quarantined_and_recomputed_to_the_same_scores(base, tmp_path, capsys,
                                                                         case):
     art = copy_project(base, tmp_path / "art", CLASSIFIERS)

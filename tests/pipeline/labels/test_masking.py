@@ -163,6 +163,7 @@ def test_masking_removes_terms_from_real_reports(real_reports, finding):
     assert any(survivor in mask_label_terms(t, rule).lower() for t in tagged["report_text"])
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_demo_rule_masks_every_finding_stem_in_real_reports(real_reports):
     """``--mask-labels`` on the demo (normal_vs_abnormal) must hide every finding's terms."""
     rule = LabelRule.from_spec("normal_vs_abnormal")
@@ -175,6 +176,7 @@ def test_demo_rule_masks_every_finding_stem_in_real_reports(real_reports):
     assert not leftovers, leftovers[:3]
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_manifest_vocabulary_hides_every_abnormal_reports_own_headings(real_reports):
     """normal_vs_abnormal: a report is abnormal for ANY non-'normal' MeSH tag, so masking with
     the table's tag vocabulary must remove each abnormal report's own heading term. The only

@@ -143,6 +143,7 @@ def test_openi_frontal_only_with_view_csv(openi_dir, tmp_path):
 # ----------------------------------------------------------------- embedded demo
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_openi_demo_small(tmp_path, openi_reports_tgz):
     m = build_manifest("openi_demo", limit=40, artifacts_root=tmp_path, n_jobs=1)
     assert (tmp_path / "manifests" / "openi_demo.csv").is_file()
@@ -169,6 +170,7 @@ def test_openi_demo_small(tmp_path, openi_reports_tgz):
 # ----------------------------------------------------------------- issue 16: views, ids, image root
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_real_openi_views_come_from_the_shipped_table(real_openi, openi_reports_tgz, tmp_path):
     """Without --view-csv the real release gets torchxrayvision's shipped view table, so
     `make openi` (frontal only, one per report) keeps frontal films; counts on 7,470 images."""
