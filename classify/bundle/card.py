@@ -271,7 +271,15 @@ def render_card_markdown(card: ModelCard) -> str:
         lines.append(f"| {m} | {_f(v.get('mean'))} | {_f(v.get('std'))} | "
                      f"[{_f(v.get('ci95_low'))}, {_f(v.get('ci95_high'))}] | {v.get('n_splits')} |")
     eq = card.equivalence
-    lines += ["", f"Practically equivalent cells: {_md(eq) if eq else 'not computed by this version'}."]
+    if eq:
+        lines += ["", f"Practical equivalence on {_md(eq.get('metric'))} within feature set "
+                      f"`{_md(eq.get('feature_set'))}` (ROPE {eq.get('rope')}, decision at "
+                      f"P >= {eq.get('decision_probability')}): best `{_md(eq.get('best'))}`; "
+                      f"this cell: {_md(eq.get('chosen_verdict'))}; practically equivalent to the "
+                      f"best: {_md(', '.join(eq.get('equivalent') or []) or 'none')}; undecided: "
+                      f"{_md(', '.join(eq.get('undecided') or []) or 'none')}."]
+    else:
+        lines += ["", "Practical equivalence: not computed (fewer than two comparable cells)."]
     tr = card.training
     lines += ["", "## Training data", "",
               f"* dataset `{_md(tr.get('dataset'))}`, manifest `{_md(tr.get('manifest'))}` "

@@ -29,7 +29,7 @@ from classify.bundle.threshold import ThresholdChoice, choose_threshold, parse_r
 from classify.evaluate import METRICS, higher_is_better
 from classify.experiment import Experiment
 from classify.results import BenchmarkResult, CellResult
-from pipeline.errors import BundleError, ConfigError, DataError
+from pipeline.errors import BundleError, ConfigError, DataError, PipelineError
 from pipeline.helpers import CORE_PACKAGES, did_you_mean, file_sha256, library_versions
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,35 @@ class FinalFit:
 
 
 # ----------------------------------------------------------------------------- choice
+def equivalence_evidence(benchmark: BenchmarkResult, chosen: CellResult, metric: str,
+                         exp: Experiment) -> dict[str, Any] | None:
+    """The practical-equivalence set around the chosen cell's feature set, for the model card.
+
+    Compares every stored cell of the chosen cell's feature set with the best of them on
+    ``metric`` (Bayesian correlated t-test with the experiment's ROPE and decision
+    probability, :func:`classify.equivalence.equivalent_to_best`). None when it cannot be
+    computed (one cell, no split plan, too few splits), with the reason logged.
+    """
+    from classify.equivalence import equivalent_to_best
+
+    cells = [c for c in benchmark.cells if c.spec.feature_set == chosen.spec.feature_set]
+    if benchmark.split is None or len(cells) < 2:
+        return None
+    try:
+        eq = equivalent_to_best(cells, metric, test_train_ratio=benchmark.split.test_train_ratio,
+                                rope=exp.equivalence.rope_for(metric),
+                                decision_probability=exp.equivalence.decision_probability)
+    except PipelineError as exc:
+        log.warning("practical equivalence not recorded in the card: %s", exc)
+        return None
+    return {"metric": metric, "feature_set": chosen.spec.feature_set, "rope": eq.rope,
+            "decision_probability": eq.decision_probability, "best": eq.best,
+            "chosen_is_best": eq.best == chosen.label,
+            "chosen_verdict": "best" if eq.best == chosen.label else next(
+                (r["verdict"] for _, r in eq.table.iterrows() if r["cell"] == chosen.label), None),
+            "equivalent": list(eq.equivalent), "undecided": list(eq.undecided)}
+
+
 def select_cell(benchmark: BenchmarkResult, *, cell: str | None = None, best: bool = False,
                 metric: str = "roc_auc", feature_set: str | None = None
                 ) -> tuple[CellResult, dict[str, Any]]:
@@ -242,7 +271,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         label_rule=rule_id,
         threshold=choice,
         cv=cv_evidence(chosen),
-        equivalence=None,
+        equivalence=equivalence_evidence(benchmark, chosen, metric, exp),
         training=training,
         warnings=tuple(dict.fromkeys(warnings)),
         versions=library_versions((*CORE_PACKAGES, "skops", "torch")),

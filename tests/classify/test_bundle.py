@@ -119,6 +119,14 @@ def test_card_records_what_predict_needs_and_the_evidence(benchmark_exp, tmp_pat
     assert "scikit-learn" in card.versions and "skops" in card.versions
     md = (fit.path / CARD_MD).read_text()
     assert card.cell["label"] in md and "95% CI" in md
+    # the practical-equivalence set it was chosen from, among the fused cells
+    eq = card.equivalence
+    assert eq["metric"] == "roc_auc" and eq["feature_set"] == "fused" and eq["rope"] == 0.01
+    assert eq["best"] == card.cell["label"] and eq["chosen_is_best"] and eq["chosen_verdict"] == "best"
+    fused = {"fused/concat/smote/logistic", "fused/concat/smote/xgboost",
+             "fused/attention/smote/logistic", "fused/attention/smote/xgboost"}
+    assert set(eq["equivalent"]) | set(eq["undecided"]) <= fused - {eq["best"]}
+    assert "Practical equivalence on roc_auc" in md
 
 
 def test_best_picks_the_highest_mean_metric(benchmark_exp):
