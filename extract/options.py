@@ -28,9 +28,10 @@ class ExtractOptions:
     :func:`extract.runner.run_extract` and :func:`extract.distributed.run_extract_distributed`,
     so an option cannot reach one path and be dropped on the other.
 
-    ``num_workers=None``: DataLoader decode workers = half the cores (1-4) when the model runs
-    on the CPU, min(4, CPUs) on a GPU, 0 inside a daemonic process such as a Dask worker.
-    ``progress=None``: a bar only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
+    ``num_workers=None``: DataLoader decode workers = min(4, CPUs) on a GPU; on the CPU 0 up
+    to 2 cores and a quarter of the cores (1-4) above; 0 inside a daemonic process such as a
+    Dask worker (see :func:`extract.jobs.decode_workers`). ``progress=None``: a bar
+    only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
     ``limit`` embeds only the first ``limit`` manifest rows. ``equalize`` applies histogram
     equalisation (its own store key, ``<name>+eq``). ``rebuild`` moves an existing store
     (e.g. a damaged one) to quarantine and embeds all rows.
