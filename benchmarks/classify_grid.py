@@ -219,7 +219,6 @@ def make_full_grid_data(work: Path, *, n_base: int = 3735, image_dim: int = 2048
     keeps the patient, so a copy never sits on the other side of a split), image columns
     1,280 + the first 768 again (= 2,048); every tiled value gets fresh N(0, 0.1^2) noise.
     Returns (manifest path, features root, dataset)."""
-    import json
 
     import numpy as np
     import pandas as pd
@@ -254,15 +253,15 @@ def make_full_grid_data(work: Path, *, n_base: int = 3735, image_dim: int = 2048
         path.unlink(missing_ok=True)
         with StoreWriter(path, prov) as w:
             w.add(ids, {"X": X})
-    mpath.parent.mkdir(parents=True, exist_ok=True)
+    from pipeline.manifest import Manifest, save_manifest
+
     label = np.where(y == 1, "abnormal", "normal")
-    pd.DataFrame({
+    frame = pd.DataFrame({
         "sample_id": ids, "patient_id": patients, "image_path": [f"{s}.png" for s in ids],
         "report_id": patients, "findings": "", "impression": "", "report_text": "", "tags": "",
         "label": label, "label_source": "synthetic", "view": "",
-    }).to_csv(mpath, index=False)
-    mpath.with_suffix(".json").write_text(json.dumps(
-        {"name": dataset, "schema_version": 1, "image_root": "images", "label_rule": None}))
+    })
+    save_manifest(Manifest(dataset, frame, mpath.parent / "images", {"label_rule": None}), mpath)
     return mpath, root, dataset
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -37,10 +38,17 @@ def run(*args: object, timeout: float = 240, **extra_env: str) -> subprocess.Com
     )
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A test run started in the
+    background by a non-interactive shell inherits SIGINT as *ignored*, and Python keeps an
+    inherited SIG_IGN, so a Ctrl-C test would otherwise never interrupt the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen(*args: object, **extra_env: str) -> subprocess.Popen:
     return subprocess.Popen(
         cmd(*args), env=env(**extra_env), cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )
 
 
