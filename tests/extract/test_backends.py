@@ -164,6 +164,7 @@ def test_tfidf_reports_sklearn(text_manifest, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_text_model_on_onnxruntime_matches_torch(tiny_bert_dir, text_manifest, tmp_path,
                                                  pooling) -> None:
     spec = f"hf:{tiny_bert_dir}#{pooling}"

@@ -39,6 +39,7 @@ def test_indication_store_key_and_text_selection() -> None:
     assert select_text(row, "indication") == "Rule out pneumonia"
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_indication_store_embeds_the_indication_and_fails_empty_ones(context_manifest,
                                                                       tmp_path: Path) -> None:
     s = run_extract(context_manifest, "minilm", tmp_path, text_mode="indication")

@@ -39,6 +39,7 @@ def test_torchvision_and_transformers_import_in_a_fresh_interpreter() -> None:
     assert proc.stdout.startswith("OK")
 
 
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
 def test_importing_extract_modules_loads_no_torch() -> None:
     code = (
         "import sys\n"
