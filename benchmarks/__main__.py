@@ -22,7 +22,7 @@ BENCHES = ("image", "text", "classify", "grid", "memory", "verify", "scale")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny sizes (~2-3 min smoke run)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (~5 min smoke run)")
     p.add_argument("--only", default=",".join(BENCHES),
                    help=f"comma-separated subset of {','.join(BENCHES)}")
     p.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="results folder")
