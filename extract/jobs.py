@@ -95,10 +95,10 @@ def _provenance(key: str, manifest: Manifest, described: dict[str, Any]) -> dict
 def decode_workers(options: ExtractOptions, n_items: int, device: str) -> int:
     """DataLoader decode workers: ``options.num_workers`` when given; else 0 in a daemonic
     process (a Dask worker cannot start children); min(4, CPUs) on a GPU; on the CPU, where
-    inference already uses every core, 0 up to 2 cores (decode in the loop's own process:
-    measured on 2 cores with ONNX Runtime, 0 workers beat 1 and 2 on demo PNGs and on
-    2,500 x 3,000 JPEG films, since a worker process takes a core from the intra-op threads
-    mid-operator) and a quarter of the cores (1-4) above that, so decode overlaps inference
+    inference already uses every core, 0 up to 2 cores (decode in the loop's own process,
+    one batch ahead in a thread, :mod:`extract.read_ahead`: measured on 2 cores with ONNX
+    Runtime, 0 workers beat 1 and 2 on demo PNGs and on 2,500 x 3,000 JPEG films, since a
+    worker process takes a core from the intra-op threads mid-operator) and a quarter of the cores (1-4) above that, so decode overlaps inference
     on cores it can spare; never more than there are batches."""
     from extract.backends.ort import available_cores
     from extract.devices import default_num_workers
@@ -158,6 +158,9 @@ class ImageJob:
         from extract.preprocess import ImageDataset, collate_images
 
         self.workers = decode_workers(self.options, len(items), self.device)
+        if self.workers == 0:  # decode in this process, one batch ahead of the forward pass
+            yield from self._read_ahead_batches(items)
+            return
         loader = DataLoader(
             ImageDataset(items, self.encoder.preprocess),
             batch_size=self.options.batch_size,
@@ -167,6 +170,22 @@ class ImageJob:
             pin_memory=self.device.startswith("cuda"),
         )
         for ok_ids, tensor, bad in loader:
+            yield Batch(ok_ids, tensor, bad)
+
+    def _read_ahead_batches(self, items: list[tuple[str, str]]) -> Iterator[Batch]:
+        import functools
+
+        from extract.preprocess import ImageDataset, collate_images
+        from extract.read_ahead import read_ahead
+
+        dataset = ImageDataset(items, self.encoder.preprocess)
+        size = self.options.batch_size
+
+        def decode(start: int) -> tuple[list[str], Any, list[tuple[str, str]]]:
+            return collate_images([dataset[i] for i in range(start, min(start + size, len(dataset)))])
+
+        tasks = (functools.partial(decode, s) for s in range(0, len(dataset), size))
+        for ok_ids, tensor, bad in read_ahead(tasks):
             yield Batch(ok_ids, tensor, bad)
 
     def encode(self, inputs: Any) -> Encoded:

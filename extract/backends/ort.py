@@ -35,12 +35,23 @@ def onnxruntime_version() -> str | None:
 
 class OrtSession:
     """``InferenceSession`` on the CPU provider: ``intra_op`` threads = the run's cores, one
-    inter-op thread, sequential execution, all graph optimisations, no spin-waiting."""
+    inter-op thread, sequential execution, all graph optimisations, no spin-waiting.
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    ``micro_batch``: run a batch in slices of at most this many rows along axis 0 and
+    concatenate the outputs (None = the whole batch in one call). The slices' outputs are
+    bitwise identical to one call (every op of an encoder treats rows independently; checked by
+    ``tests/extract/test_backends.py``); what changes is the working set: a slice of 4
+    images keeps EfficientNet-Lite0's activations in the cores' L2 cache, measured 1.2-1.5x the
+    images/s of one 32-image call on 2 AMD EPYC cores (``make bench``)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None,
+                 micro_batch: int | None = None) -> None:
         import onnxruntime as ort
 
+        if micro_batch is not None and int(micro_batch) < 1:
+            raise ValueError(f"micro_batch must be >= 1 (or None), got {micro_batch}")
         self.threads = int(threads or available_cores())
+        self.micro_batch = None if micro_batch is None else int(micro_batch)
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -62,10 +73,20 @@ class OrtSession:
         self.version = ort.__version__
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Outputs by name for ``feeds`` (only the session's own inputs are passed)."""
+        """Outputs by name for ``feeds`` (only the session's own inputs are passed), in slices
+        of :attr:`micro_batch` rows when the batch is larger."""
         wanted = {k: v for k, v in feeds.items() if k in self.input_names}
+        n = len(next(iter(wanted.values()))) if wanted else 0
+        step = self.micro_batch or n
+        if n <= step:
+            return self._run(wanted)
+        parts = [self._run({k: v[i : i + step] for k, v in wanted.items()})
+                 for i in range(0, n, step)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            values = self.session.run(None, wanted)
+            values = self.session.run(None, feeds)
         except Exception as exc:  # onnxruntime's exception classes derive from Exception only
             raise OrtError(f"onnxruntime failed: {type(exc).__name__}: {exc}") from exc
         return {

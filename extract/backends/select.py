@@ -100,7 +100,8 @@ def select_backend(
     try:
         exported = export_cached(job.key.split("@")[0], encoder.onnx_identity(),
                                  encoder.onnx_export_spec, cache_dir)
-        encoder.session = OrtSession(exported.path, n_threads)
+        encoder.session = OrtSession(exported.path, n_threads,
+                                     micro_batch=getattr(encoder, "onnx_micro_batch", None))
         candidate = job.encode(sample).arrays
     except (ExportError, OrtError, ImportError, OSError) as exc:
         encoder.session = None

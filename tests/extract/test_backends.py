@@ -72,6 +72,35 @@ def test_export_is_cached_by_identity_with_its_own_digest(tiny_encoders, tmp_pat
         export_cached("bad", bad.onnx_identity(), bad.onnx_export_spec, tmp_path)
 
 
+def test_micro_batches_give_bitwise_the_outputs_of_one_call(tiny_encoders, tmp_path) -> None:
+    from extract.backends.ort import OrtSession
+    from extract.encoders import build_image_encoder
+
+    enc = build_image_encoder("tiny_plain")
+    exported = export_cached("tiny", enc.onnx_identity(), enc.onnx_export_spec, tmp_path)
+    c, s = enc.preprocess.channels, enc.preprocess.size
+    x = np.random.default_rng(0).standard_normal((7, c, s, s)).astype(np.float32)
+    whole = OrtSession(exported.path, 1).run({"input": x})
+    for step in (1, 3, 4, 7, 50):  # 7 rows in slices of 3 leaves a remainder of 1
+        sliced = OrtSession(exported.path, 1, micro_batch=step).run({"input": x})
+        assert sliced.keys() == whole.keys()
+        for name in whole:
+            np.testing.assert_array_equal(sliced[name], whole[name])
+    assert enc.onnx_micro_batch == 4  # what extraction uses for image encoders
+    with pytest.raises(ValueError, match="micro_batch must be >= 1"):
+        OrtSession(exported.path, 1, micro_batch=0)
+
+
+def test_read_ahead_decode_stores_what_worker_processes_store(tiny_encoders, image_manifest,
+                                                              tmp_path) -> None:
+    in_process = _run(image_manifest, "tiny_plain", tmp_path / "a")  # num_workers=0: read ahead
+    workers = run_extract(image_manifest, "tiny_plain", tmp_path / "b", batch_size=4,
+                          num_workers=1, device="cpu", onnx_cache=tmp_path / "b" / "onnx")
+    a, b = FeatureStore(in_process.store), FeatureStore(workers.store)
+    assert a.ids.tolist() == b.ids.tolist() and set(in_process.failed) == set(workers.failed)
+    np.testing.assert_array_equal(a.read(a.ids.tolist()), b.read(b.ids.tolist()))
+
+
 def test_onnxruntime_store_records_backend_and_check(tiny_encoders, image_manifest, tmp_path):
     ort = _run(image_manifest, "tiny_plain", tmp_path / "a")
     torch_run = _run(image_manifest, "tiny_plain", tmp_path / "b", backend="torch")
