@@ -279,7 +279,8 @@ def full_grid_experiment(mpath: Path, root: Path, dataset: str, results: Path, *
         "fusions": ["single", "concat", "attention"], "samplers": ["smote"],
         "classifiers": classifiers, "cv": {"folds": folds, "repeats": repeats, "seed": 0},
         "n_jobs": n_jobs,
-        "params": {"fusion": {"concat": {"reduce": "pca", "n_components": 128},
+        "params": {"fusion": {"single": {"reduce": "pca", "n_components": 128},
+                              "concat": {"reduce": "pca", "n_components": 128},
                               "attention": {"dim": 64, "epochs": 60}}},
     }, source="benchmarks.classify_grid.full")
 
@@ -313,8 +314,8 @@ def run_full(cfg: BenchConfig) -> BenchOutcome:
     rows = ((f"{len(res.cells)} cells x {n_splits} splits, n_jobs=2", shape, round(wall, 1),
              round(wall / 60, 2), "" if cfg.quick else ("met" if ok else "NOT met")),)
     notes = (
-        "feature sets image (single), text (single), fused (concat PCA 128 per block; attention "
-        "dim 64, 60 epochs), SMOTE, classifiers " + ", ".join(g["classifiers"]) + ".",
+        "feature sets image and text (single, PCA 128), fused (concat PCA 128 per block; "
+        "attention dim 64, 60 epochs), SMOTE, classifiers " + ", ".join(g["classifiers"]) + ".",
         "data: demo-shaped synthetic features (latent-factor rows, 35 % positive) tiled to the "
         "shape: rows x2 (copies keep their patient), image 1,280 + 768 repeated columns, fresh "
         "N(0, 0.1^2) noise on every value (benchmarks.classify_grid.make_full_grid_data).",

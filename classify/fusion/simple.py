@@ -1,6 +1,7 @@
 """The fixed (not learned) fusions: ``single``, ``concat`` and ``weighted_sum``.
 
-* ``single``        one block as is (the feature set must have exactly one store, or pass ``block``).
+* ``single``        one block as is (the feature set must have exactly one store, or pass
+                    ``block``), or standardised and reduced like ``concat`` does per block.
 * ``concat``        per-block standardisation (optional) and PCA/FastICA to ``n_components``
                     dims per block (optional), then concatenation.
 * ``weighted_sum``  each block standardised, PCA-projected to a common ``dim``, scaled to unit
@@ -21,18 +22,39 @@ from classify.fusion.base import FUSIONS, BlockFusion, BlocksSpec
 from pipeline.errors import ConfigError
 
 
-@FUSIONS.register("single", n_blocks="one", description="one modality, unchanged")
+@FUSIONS.register("single", n_blocks="one", description="one modality (opt. standardise + PCA/ICA)")
 class SingleFusion(BlockFusion):
-    """Pass one block through unchanged.
+    """One block, unchanged by default, or standardised and reduced like ``concat`` reduces
+    each of its blocks.
+
+    With ``reduce`` set to the ``concat`` fusion's setting, "image alone" and "image + text"
+    see the same image representation, so the modality comparison differs only in the added
+    block (the demo experiment does this: PCA 128 per block in both).
 
     Args:
         blocks: block layout; if it has several blocks, ``block`` must name one.
         block: name of the block to keep (default: the only block).
+        reduce: ``None``/``"none"`` (the block as is), ``"pca"`` or ``"ica"`` (FastICA).
+        n_components: dims kept when reducing (capped at the block's dim and n-1).
+        standardize: z-score the block before reducing (only used with ``reduce``).
+        random_state: seed of PCA/FastICA.
     """
 
-    def __init__(self, blocks: BlocksSpec = None, block: str | None = None) -> None:
+    def __init__(
+        self,
+        blocks: BlocksSpec = None,
+        block: str | None = None,
+        reduce: str | None = None,
+        n_components: int = 64,
+        standardize: bool = True,
+        random_state: int | np.random.RandomState | None = 0,
+    ) -> None:
         self.blocks = blocks
         self.block = block
+        self.reduce = reduce
+        self.n_components = n_components
+        self.standardize = standardize
+        self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> SingleFusion:
         X = self._fit_X(X)
@@ -53,19 +75,38 @@ class SingleFusion(BlockFusion):
             chosen = match[0]
         self.block_ = chosen[0]
         self.slice_ = (chosen[1], chosen[2])
+        a, b = self.slice_
+        self.reducer_ = _reducer(self.reduce, self.n_components, X.shape[0], b - a,
+                                 self.random_state, fusion="single")
+        self.scaler_ = None
+        if self.reducer_ is not None:
+            Xb = X[:, a:b]
+            if self.standardize:
+                self.scaler_ = StandardScaler().fit(Xb)
+                Xb = self.scaler_.transform(Xb)
+            self.reducer_.fit(Xb)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "slice_")
         X = self._check_X(X)
-        return X[:, self.slice_[0]:self.slice_[1]]
+        Xb = X[:, self.slice_[0]:self.slice_[1]]
+        if self.reducer_ is None:
+            return Xb
+        if self.scaler_ is not None:
+            Xb = self.scaler_.transform(Xb)
+        return self.reducer_.transform(Xb)
 
     def _output_names(self) -> list[str]:
+        if self.reducer_ is not None:
+            kind = {"pca": "pc", "ica": "ic"}[str(self.reduce)]
+            return [f"{self.block_}__{kind}{j}" for j in range(int(self.reducer_.n_components))]
         a, b = self.slice_
         return [f"{self.block_}__dim{j}" for j in range(b - a)]
 
 
-def _reducer(kind: str | None, k: int, n: int, dim: int, random_state: Any) -> Any:
+def _reducer(kind: str | None, k: int, n: int, dim: int, random_state: Any,
+             fusion: str = "concat") -> Any:
     if kind is None or kind == "none":
         return None
     k = max(1, min(int(k), dim, n - 1))
@@ -75,7 +116,7 @@ def _reducer(kind: str | None, k: int, n: int, dim: int, random_state: Any) -> A
         return FastICA(
             n_components=k, random_state=random_state, whiten="unit-variance", max_iter=400, tol=1e-3
         )
-    raise ConfigError(f"unknown reduce {kind!r} for fusion 'concat'; valid: none, pca, ica")
+    raise ConfigError(f"unknown reduce {kind!r} for fusion {fusion!r}; valid: none, pca, ica")
 
 
 @FUSIONS.register("concat", n_blocks="many", description="concatenate (opt. standardise + PCA/ICA per block)")

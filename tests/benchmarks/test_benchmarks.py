@@ -102,8 +102,25 @@ def test_image_benchmark(tmp_path: Path) -> None:
         assert ratios[f"{name} onnxruntime pipeline / FLOP limit"].value > 0
     assert ratios["large JPEG decode+preprocess per core: draft / full"].value > 1
     assert out.costs["decode_img_s_core.256"] > out.costs["decode_img_s_core.2048"]
-    assert {t.name for t in out.tables} == {"image_extract", "image_limits",
+    assert {t.name for t in out.tables} == {"image_extract", "image_limits", "image_layer_kinds",
                                             "image_where_time_goes", "large_jpeg"}
+    kinds = next(t for t in out.tables if t.name == "image_layer_kinds")
+    lite0 = {r[1]: r for r in kinds.rows if r[0] == "efficientnet_lite0"}
+    # EfficientNet-Lite0: 0.77 GFLOP, ~88 % in 1x1 convolutions, ~9 % depthwise
+    assert sum(r[2] for r in lite0.values()) == pytest.approx(0.770, abs=0.005)
+    assert lite0["1x1"][3] > 80 and 5 < lite0["depthwise"][3] < 15
+    assert sum(r[4] for r in lite0.values()) == pytest.approx(100, abs=1)  # time shares
+    for name in ("efficientnet_lite0", "resnet50"):
+        with_decode = ratios[f"{name} onnxruntime pipeline / (FLOP + decode) limit"].value
+        assert with_decode > ratios[f"{name} onnxruntime pipeline / FLOP limit"].value > 0
+
+
+def test_pipeline_limit_adds_core_seconds() -> None:
+    from benchmarks.image_limits import pipeline_limit
+
+    # 2 cores, forward limit 500 img/s (4 core-ms) + 1 core-ms decode = 5 core-ms -> 400 img/s
+    assert pipeline_limit(500.0, 0.001, 2) == pytest.approx(400.0)
+    assert pipeline_limit(500.0, 0.0, 2) == pytest.approx(500.0)
 
 
 def test_store_verify_reports_seconds_per_gb(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from pipeline.errors import ConfigError
 
 ESTIMATORS = [
     SingleFusion(),
+    SingleFusion(reduce="pca", n_components=2),
     ConcatFusion(),
     ConcatFusion(reduce="pca", n_components=2),
     ConcatFusion(reduce="ica", n_components=2),
@@ -52,6 +53,8 @@ def _xy(n: int = 60, d: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 
 @pytest.mark.parametrize(("name", "params", "expected"), [
     ("single", {"block": "minilm"}, ["minilm__dim0", "minilm__dim3"]),
+    ("single", {"block": "minilm", "reduce": "pca", "n_components": 2}, ["minilm__pc0",
+                                                                        "minilm__pc1"]),
     ("concat", {}, ["efficientnet_lite0__dim0", "minilm__dim3"]),
     ("concat", {"reduce": "pca", "n_components": 3}, ["efficientnet_lite0__pc0",
                                                        "efficientnet_lite0__pc2", "minilm__pc2"]),

@@ -53,6 +53,24 @@ def test_single_and_concat_shapes():
     np.testing.assert_allclose(ConcatFusion(BLOCKS, standardize=False).fit_transform(X), X)
 
 
+@pytest.mark.parametrize("reduce", ["pca", "ica"])
+@pytest.mark.parametrize("standardize", [True, False])
+def test_single_reduces_its_block_exactly_as_concat_reduces_each_block(reduce, standardize):
+    """'image alone' with the concat fusion's per-block setting sees the same image columns
+    as 'image + text' does (the demo compares modalities this way)."""
+    X, y = _data()
+    kw = {"reduce": reduce, "n_components": 4, "standardize": standardize, "random_state": 0}
+    single = build_fusion("single", BLOCKS, block="noise", **kw).fit(X[:200], y[:200])
+    concat = ConcatFusion(BLOCKS, **kw).fit(X[:200], y[:200])
+    np.testing.assert_array_equal(single.transform(X[200:]), concat.transform(X[200:])[:, 4:])
+    assert single.transform(X).shape == (300, 4)
+    # no reduce: the block itself, whatever `standardize` says
+    np.testing.assert_array_equal(
+        build_fusion("single", BLOCKS, block="sig", standardize=True).fit_transform(X), X[:, :8])
+    with pytest.raises(ConfigError, match="unknown reduce 'svd' for fusion 'single'"):
+        build_fusion("single", BLOCKS, block="sig", reduce="svd").fit(X)
+
+
 def test_attention_prefers_informative_modality_and_is_deterministic():
     X, y = _data(n=400)
     f = AttentionFusion(BLOCKS, dim=8, epochs=60, random_state=0).fit(X, y)
