@@ -188,7 +188,8 @@ def _decode_rates(work: Path, preprocess: Any) -> tuple[float, float]:
 
 def profile_pipeline(manifest: Any, name: str, root: Path, n: int, out: Path, *, backend: str,
                      random: bool) -> dict[str, float]:
-    """cProfile one in-process run (num_workers=0 so decoding is visible); shares of the time."""
+    """cProfile one in-process run (num_workers=0); shares of the main thread's time (the
+    decode runs in the read-ahead thread, which cProfile does not see)."""
     prof = cProfile.Profile()
     prof.enable()
     _pipeline(manifest, name, root, n, backend=backend, random=random, num_workers=0)
@@ -330,7 +331,8 @@ def run(cfg: BenchConfig) -> BenchOutcome:
                                       cfg.out_dir / f"profile_{name}_onnxruntime.txt",
                                       backend="onnxruntime", random=random)
             total = shares.pop("total seconds")
-            notes.append(f"cProfile {name} [onnxruntime] (num_workers=0, {total:.1f} s): " + ", ".join(
+            notes.append(f"cProfile {name} [onnxruntime] (num_workers=0, {total:.1f} s, main thread "
+                         "only: decode runs in the read-ahead thread): " + ", ".join(
                 f"{k} {100 * v:.0f}%" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])))
         del enc, X, session
     jpeg = large_jpeg.measure(cfg.work_dir / "films", cfg.size(4, 12), cfg.repeats + 1, lite0)
@@ -387,8 +389,9 @@ def run(cfg: BenchConfig) -> BenchOutcome:
         "image_where_time_goes", "Image extraction: where the time goes (ms per image)",
         ("encoder", "backend", "forward", "pipeline", "overhead", "forward % of pipeline"),
         tuple(where_rows),
-        ("decode runs in DataLoader worker processes on the same cores as the forward pass; "
-         "overhead = pipeline - forward (decode contention, collation, store writes).",))
+        ("decode runs one batch ahead in a thread of the same process (0 DataLoader workers, "
+         "the CPU default up to 2 cores) on the same cores as the forward pass; overhead = "
+         "pipeline - forward (decode contention, collation, store writes).",))
     films = BenchTable(
         "large_jpeg", "Large JPEG films (2,500 x 3,000, quality 95): reduced-size decode",
         ("films", "MB/film", "full img/s/core", "draft img/s/core", "speedup", "decoded size",

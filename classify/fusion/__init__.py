@@ -7,7 +7,8 @@ through the ``blocks`` parameter: ``((name, start, stop), ...)`` column ranges (
 
 Registered fusions (``FUSIONS``), one module per family:
 
-* :mod:`classify.fusion.simple`: ``single`` (one block as is), ``concat`` (per-block
+* :mod:`classify.fusion.simple`: ``single`` (one block as is, or standardised and reduced
+  like ``concat`` reduces each block), ``concat`` (per-block
   standardisation and optional PCA/FastICA, then concatenation), ``weighted_sum``
   (blocks projected to a common PCA space and summed with fixed weights).
 * :mod:`classify.fusion.attention`: ``attention``, learned attention over modalities;
