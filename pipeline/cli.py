@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(store key <encoder>@indication)")
     p.add_argument("--mask-labels", action="store_true", help="mask the label's own terms in the text")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--num-workers", type=int, default=None, help="image decoding worker processes (default: min(4, cpus) on GPU; on CPU 0 up to 2 cores, cores/4 above)")
+    p.add_argument("--num-workers", type=int, default=None, help="image decoding worker processes (default: min(4, cpus) on GPU; on CPU 0 up to 2 cores, cores/4 above; 0 = decode one batch ahead in a thread)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 | mps")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"],
                    help="inference backend (default auto: ONNX Runtime on CPU, checked against torch; torch on GPUs)")
