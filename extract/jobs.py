@@ -98,8 +98,9 @@ def decode_workers(options: ExtractOptions, n_items: int, device: str) -> int:
     inference already uses every core, 0 up to 2 cores (decode in the loop's own process,
     one batch ahead in a thread, :mod:`extract.read_ahead`: measured on 2 cores with ONNX
     Runtime, 0 workers beat 1 and 2 on demo PNGs and on 2,500 x 3,000 JPEG films, since a
-    worker process takes a core from the intra-op threads mid-operator) and a quarter of the cores (1-4) above that, so decode overlaps inference
-    on cores it can spare; never more than there are batches."""
+    worker process takes a core from the intra-op threads mid-operator) and a quarter of the
+    cores (1-4) above that, so decode overlaps inference on cores it can spare; never more
+    than there are batches."""
     from extract.backends.ort import available_cores
     from extract.devices import default_num_workers
 

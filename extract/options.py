@@ -31,8 +31,8 @@ class ExtractOptions:
     ``num_workers=None``: DataLoader decode workers = min(4, CPUs) on a GPU; on the CPU 0 up
     to 2 cores and a quarter of the cores (1-4) above; 0 inside a daemonic process such as a
     Dask worker (see :func:`extract.jobs.decode_workers`). With 0 workers the next batch is
-    decoded in a thread while the current one is encoded (:mod:`extract.read_ahead`). ``progress=None``: a bar
-    only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
+    decoded in a thread while the current one is encoded (:mod:`extract.read_ahead`).
+    ``progress=None``: a bar only when stderr is a terminal. ``channels_last`` runs convolutions in NHWC layout.
     ``limit`` embeds only the first ``limit`` manifest rows. ``equalize`` applies histogram
     equalisation (its own store key, ``<name>+eq``). ``rebuild`` moves an existing store
     (e.g. a damaged one) to quarantine and embeds all rows.

@@ -5,7 +5,8 @@ workers, which cannot start children), decoding and inference used to take turns
 releases the GIL while it decodes and resizes, and ONNX Runtime / torch release it while
 they run, so one thread that decodes batch k+1 during the forward pass of batch k overlaps
 the two on the same cores. Measured on 2 AMD EPYC cores, EfficientNet-Lite0 on ONNX Runtime
-with demo PNGs: 290 images/s read ahead vs 255 in turns (``make bench``).
+(slices of 4) with demo PNGs, interleaved in one run: 190 vs 175 images/s through
+``run_extract`` (best of 4), 290 vs 255 and 212 vs 193 in two runs of a bare loop.
 
 Order is kept, at most one batch is decoded ahead (memory: two batches), an exception in
 the decode is raised in the consumer at that batch, and closing the generator early waits
