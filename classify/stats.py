@@ -276,8 +276,8 @@ def compare_cells(
                             "no ranking to test (reported as 'all tied')")
         cd = nemenyi_cd(len(cells), j, alpha)
         nem = pd.DataFrame(nemenyi_pvalues(ranks, j), index=labels, columns=labels)
-    for w in warnings:
-        log.info(w)
+    for w in warnings:  # the result carries them and every renderer prints them once
+        log.debug(w)
     return ComparisonResult(
         metric=metric, higher_is_better=hib, cells=tuple(labels), n_splits=j,
         test_train_ratio=float(test_train_ratio), alpha=alpha, pairwise=pw,
