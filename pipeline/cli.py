@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_file = None
     try:  # logging is set up inside: a log folder that cannot be written is not fatal
         log_file = setup_logging(args.verb, args.artifacts / "logs", verbose=args.verbose)
-        code = _VERBS[args.verb](args)
+        code = _VERBS[args.verb](args, show)
     except PipelineError as exc:
         log.error("%s", exc)
         _log_file_note(log_file)
@@ -256,12 +256,18 @@ def console() -> None:
     sys.exit(code)
 
 
+def show(text: str) -> None:
+    """Write a verb's text (summaries, tables) to stdout: the only place the CLI prints."""
+    print(text, flush=True)
+
+
 def _log_file_note(log_file: Path | None) -> None:
     if log_file is not None:
         log.info("log file: %s", log_file)
 
 
-#: verb name -> its implementation in :mod:`pipeline.commands` (tests swap entries).
+#: verb name -> its implementation in :mod:`pipeline.commands`, called as ``verb(args, show)``
+#: (tests swap entries).
 _VERBS = {
     "data": commands.cmd_data,
     "extract": commands.cmd_extract,

@@ -1,14 +1,17 @@
-"""The verbs of ``python -m pipeline``: each turns parsed arguments into one stage call and prints its summary.
+"""The verbs of ``python -m pipeline``: each turns parsed arguments into one stage call and
+hands its summary to ``out``.
 
-With :mod:`pipeline.cli` (the parser, logging and exit codes) this is the CLI layer, the only
-code that imports both stages; it does so lazily inside each verb, so ``pipeline classify``
-never loads torch or transformers.
+With :mod:`pipeline.cli` (the parser, logging, exit codes and stdout) this is the CLI layer, the
+only code that imports both stages; it does so lazily inside each verb, so ``pipeline
+classify`` never loads torch or transformers. A verb never writes to stdout itself: the
+dispatcher passes ``out`` (one call per block of text), so what a verb shows can be captured.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +20,11 @@ from pipeline.errors import EXIT_OK, EXIT_PARTIAL, EXIT_USER_ERROR, ConfigError,
 if TYPE_CHECKING:
     from extract.options import ExtractOptions
 
+#: Where a verb sends the text it shows: :func:`pipeline.cli.show` (stdout) in the CLI.
+Output = Callable[[str], None]
 
-def cmd_data(args: argparse.Namespace) -> int:
+
+def cmd_data(args: argparse.Namespace, out: Output) -> int:
     from pipeline.build import build_manifest
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
@@ -29,24 +35,24 @@ def cmd_data(args: argparse.Namespace) -> int:
         options["check_images"] = False
     manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
     meta = manifest.meta
-    print(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
-    print(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
+    out(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
+    out(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
           + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
     if meta.get("chexpert_values"):
-        print(f"  CheXpert cells ({meta['uncertain_policy']}): "
+        out(f"  CheXpert cells ({meta['uncertain_policy']}): "
               + ", ".join(f"{k}={v}" for k, v in meta["chexpert_values"].items()))
     if meta.get("image_check"):
         check = meta["image_check"]
-        print(f"  images: {check['found']} of {check['checked']} found ({check['seconds']}s)")
+        out(f"  images: {check['found']} of {check['checked']} found ({check['seconds']}s)")
     examples, studies = meta.get("dropped_examples", {}), meta.get("dropped_studies", {})
     for reason, n in meta["dropped"].items():
         extra = [f"{studies[reason]} studies"] if reason in studies else []
         extra += [f"e.g. {', '.join(examples[reason])}"] if examples.get(reason) else []
-        print(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
+        out(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
     if meta.get("dropped_file"):
-        print(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
+        out(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
     for note in meta.get("notes", []):
-        print(f"  note: {note}")
+        out(f"  note: {note}")
     return EXIT_OK
 
 
@@ -64,7 +70,7 @@ def extract_options(args: argparse.Namespace) -> ExtractOptions:
     return ExtractOptions(**values)
 
 
-def cmd_extract(args: argparse.Namespace) -> int:
+def cmd_extract(args: argparse.Namespace, out: Output) -> int:
     from extract.runner import run_extract
     from pipeline.manifest import load_manifest
 
@@ -82,13 +88,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
                                               scheduler=args.scheduler)
         else:
             summary = run_extract(manifest, encoder, args.artifacts / "features", options)
-        print(summary.render())
+        out(summary.render())
         if summary.failed:
             code = EXIT_PARTIAL
     return code
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: argparse.Namespace, out: Output) -> int:
     from pipeline.importer import ImportRequest, run_import
     from pipeline.manifest import load_manifest
 
@@ -98,11 +104,11 @@ def cmd_import(args: argparse.Namespace) -> int:
                         id_column=args.id_column, numeric=tuple(args.numeric),
                         categorical=tuple(args.categorical), rebuild=args.rebuild)
     s = run_import(req, manifest, args.artifacts / "features")
-    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
+    out(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
     return EXIT_OK
 
 
-def cmd_tabular(args: argparse.Namespace) -> int:
+def cmd_tabular(args: argparse.Namespace, out: Output) -> int:
     from pipeline.context import write_context_store
     from pipeline.manifest import load_manifest
     from pipeline.store import FeatureStore
@@ -111,15 +117,15 @@ def cmd_tabular(args: argparse.Namespace) -> int:
     s = write_context_store(manifest, args.builder, args.artifacts / "features", key=args.key,
                             rebuild=args.rebuild)
     store = FeatureStore(s.path)
-    print(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
+    out(f"{s.path}: {s.n_added} rows added, {s.n_already} already stored, {s.n_rows} in all")
     missing = store.provenance.get("missing_per_column", {})
     for col in store.schema.columns:
         cats = f" {list(col.categories)}" if col.categories else ""
-        print(f"  {col.name:<20} {col.type:<11} missing {missing.get(col.name, 0):>5}{cats}")
+        out(f"  {col.name:<20} {col.type:<11} missing {missing.get(col.name, 0):>5}{cats}")
     return EXIT_OK
 
 
-def cmd_classify(args: argparse.Namespace) -> int:
+def cmd_classify(args: argparse.Namespace, out: Output) -> int:
     from classify.ablation import ablation_table
     from classify.analysis import best_and_equivalent, calibration_of, tuning_of
     from classify.benchmark import run_benchmark
@@ -130,36 +136,36 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
-    print(render_benchmark(result))
+    out(render_benchmark(result))
     if not result.dry_run and result.cells:
         eq = experiment.equivalence
         for comparison in compare_within_feature_sets(
                 result, args.metric, rope=eq.rope_for(args.metric),
                 decision_probability=eq.decision_probability):
-            print("\n" + comparison_table(comparison))
+            out("\n" + comparison_table(comparison))
         ablation = ablation_table(result)
-        print("\n" + render_ablation(ablation, args.metric))
+        out("\n" + render_ablation(ablation, args.metric))
         if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
             from classify.subsets import render_subset_ablation
 
-            print("\n" + render_subset_ablation(ablation.subsets, args.metric,
+            out("\n" + render_subset_ablation(ablation.subsets, args.metric,
                                                  result.split.test_train_ratio))
         best = best_and_equivalent(result, args.metric, eq)
         calibration = calibration_of(result, [best.best]) if best is not None else ()
         tuned = tuning_table(tuning_of(result, args.metric, eq))
         if tuned:
-            print("\n" + tuned)
+            out("\n" + tuned)
         summary = choice_summary(best, calibration[0] if calibration else None)
         if summary:
-            print("\n" + summary)
+            out("\n" + summary)
     if experiment.imbalance is not None and not args.dry_run:
         from classify.imbalance import render_sweep, run_prevalence_sweep
 
-        print("\n" + render_sweep(run_prevalence_sweep(experiment, n_jobs=args.n_jobs)))
+        out("\n" + render_sweep(run_prevalence_sweep(experiment, n_jobs=args.n_jobs)))
     return EXIT_OK
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace, out: Output) -> int:
     from classify.ablation import run_shuffle
     from classify.analysis import analyse_benchmark
     from classify.benchmark import load_benchmark
@@ -194,11 +200,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         provenance=provenance,
     )
     for kind, path in paths.items():
-        print(f"{kind:>12}: {path}")
+        out(f"{kind:>12}: {path}")
     return EXIT_OK
 
 
-def cmd_fit_final(args: argparse.Namespace) -> int:
+def cmd_fit_final(args: argparse.Namespace, out: Output) -> int:
     from classify.bundle.final import fit_final
     from classify.bundle.render import render_fit_final
     from classify.experiment import load_experiment
@@ -208,11 +214,11 @@ def cmd_fit_final(args: argparse.Namespace) -> int:
                     feature_set=args.feature_set, name=args.name, threshold=args.threshold,
                     exclude_manifest=args.exclude_manifest, models_root=args.artifacts / "models",
                     overwrite=args.force)
-    print(render_fit_final(fit))
+    out(render_fit_final(fit))
     return EXIT_OK
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
+def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     from classify.bundle.io import load_bundle
     from classify.bundle.predict import run_predict
     from classify.bundle.render import render_prediction
@@ -229,24 +235,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
             num_workers=args.num_workers, device=args.device, lock_timeout=args.lock_timeout,
             progress=False if args.no_progress else None,
         )
-        print(summary.render())
+        out(summary.render())
         return summary.store
 
-    out = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
+    out_path = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
     result = run_predict(bundle, manifest, features_root=features, build_store=build_store,
-                         out=out, n_boot=args.bootstrap)
-    print(render_prediction(result))
+                         out=out_path, n_boot=args.bootstrap)
+    out(render_prediction(result))
     return EXIT_PARTIAL if result.failed else EXIT_OK
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def cmd_compare(args: argparse.Namespace, out: Output) -> int:
     from classify.compare import compare_runs, render_comparison_of_runs
 
-    print(render_comparison_of_runs(compare_runs(args.run_a, args.run_b)))
+    out(render_comparison_of_runs(compare_runs(args.run_a, args.run_b)))
     return EXIT_OK
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, out: Output) -> int:
     from classify.fusion import FUSIONS
     from classify.models import CLASSIFIERS
     from classify.samplers import SAMPLERS
@@ -256,35 +262,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     from pipeline.store import FeatureStore, store_files
     from pipeline.store_kinds import kind_summary
 
-    print("image encoders (offline = pretrained weights present on this machine):")
+    out("image encoders (offline = pretrained weights present on this machine):")
     for entry in IMAGE_ENCODERS:
         avail = availability(entry.name)
         state = "offline" if avail.available else f"missing - {avail.detail}"
-        print(f"  {entry.name:<22} dim {entry.meta.get('dim')!s:>5}  trained on {','.join(entry.meta.get('trained_on', []))}  [{state}]")
-    print("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both|indication][+masked]):")
+        out(f"  {entry.name:<22} dim {entry.meta.get('dim')!s:>5}  trained on {','.join(entry.meta.get('trained_on', []))}  [{state}]")
+    out("text encoders (spec: name[:model][#cls|#mean][@findings|impression|both|indication][+masked]):")
     for entry in TEXT_ENCODERS:
         state = "offline" if entry.meta.get("offline") else "needs the model in the Hugging Face cache or a local folder"
-        print(f"  {entry.name:<22} dim {entry.meta.get('dim') or '-'!s:>5}  [{state}]")
+        out(f"  {entry.name:<22} dim {entry.meta.get('dim') or '-'!s:>5}  [{state}]")
     for title, registry in (("dataset formats", DATASET_FORMATS), ("label rules", LABEL_RULES),
                             ("fusions", FUSIONS), ("samplers", SAMPLERS), ("classifiers", CLASSIFIERS)):
-        print(f"{title}: {', '.join(registry.names())}")
+        out(f"{title}: {', '.join(registry.names())}")
     paths = store_files(args.artifacts / "features")
-    print(f"feature stores under {args.artifacts / 'features'}: {len(paths) or 'none yet (run pipeline extract)'}"
+    out(f"feature stores under {args.artifacts / 'features'}: {len(paths) or 'none yet (run pipeline extract)'}"
           " (contents not verified here; `pipeline verify` does)")
     for path in paths:
         try:
             store = FeatureStore(path, verify=False)
         except PipelineError as exc:
-            print(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
+            out(f"  {path.parent.name}/{path.name:<24} DAMAGED: {exc}")
             continue
         prov = store.provenance
         kind = "" if store.kind == "embedding" else f"  {kind_summary(prov)}"
-        print(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
+        out(f"  {prov.get('dataset', store.path.parent.name)}/{store.encoder_key:<24} {prov['modality']:<5} "
               f"{len(store):>7} rows  dim {store.dim:>5}  failed {len(store.failed):>4}  weights {prov['weights_name']}{kind}")
     return EXIT_OK
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     from classify.results_store import read_cell
     from pipeline.verify import verify_paths
 
@@ -297,8 +303,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         paths = [p for p in paths if p.exists()]
     verdicts = verify_paths(paths, check_cell)
     for verdict in verdicts:
-        print(verdict.line())
+        out(verdict.line())
     bad = [v for v in verdicts if not v.ok]
-    print(f"{len(verdicts)} checked, {len(verdicts) - len(bad)} OK, {len(bad)} failed"
+    out(f"{len(verdicts)} checked, {len(verdicts) - len(bad)} OK, {len(bad)} failed"
           + ("" if verdicts else f" (nothing found under {', '.join(map(str, paths)) or args.artifacts})"))
     return EXIT_USER_ERROR if bad else EXIT_OK

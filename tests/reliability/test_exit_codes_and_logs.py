@@ -58,7 +58,7 @@ def test_partial_failure_is_3_and_logged(tmp_path: Path, capsys):
 
 
 def test_internal_error_is_1_with_a_traceback_in_the_log(tmp_path: Path, monkeypatch, capsys):
-    def boom(args):
+    def boom(args, out):
         raise RuntimeError("simulated bug")
 
     monkeypatch.setitem(cli._VERBS, "list", boom)
@@ -97,7 +97,7 @@ def test_exit_code_130_is_documented_with_the_others():
 
 
 def test_ctrl_c_is_130_in_process(tmp_path: Path, monkeypatch, capsys):
-    def interrupted(args):
+    def interrupted(args, out):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(cli._VERBS, "list", interrupted)
