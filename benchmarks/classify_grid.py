@@ -12,7 +12,7 @@ Measured in one run:
 * per-classifier share of the fit + predict time;
 * cost of a re-run after adding one store (only the new store's cells are computed)
   relative to computing those new cells alone in a fresh results folder (target <= 1.1);
-* optionally the same grid on a local Dask cluster via :mod:`classify.distributed`.
+* optionally the same grid on a local Dask cluster via :mod:`classify.run.backends`.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def make_data(work: Path, n: int) -> tuple[Path, Path, str]:
 def experiment(mpath: Path, root: Path, dataset: str, results: Path, *, stores: list[str],
                feature_sets: dict[str, list[str]], classifiers: list[str], folds: int,
                repeats: int, n_jobs: int) -> Any:
-    from classify.experiment import experiment_from_dict
+    from classify.config.experiment import experiment_from_dict
 
     return experiment_from_dict({
         "name": "bench", "dataset": dataset, "manifest": str(mpath),
@@ -72,7 +72,7 @@ def experiment(mpath: Path, root: Path, dataset: str, results: Path, *, stores: 
 
 
 def _timed(exp: Any, n_jobs: int) -> tuple[float, Any]:
-    from classify.benchmark import run_benchmark
+    from classify.run.benchmark import run_benchmark
 
     t0 = time.perf_counter()
     res = run_benchmark(exp, n_jobs=n_jobs)
@@ -172,7 +172,7 @@ def _dask_run(mpath: Path, root: Path, dataset: str, work: Path, base: dict[str,
     except ImportError:
         log.info("dask not installed: skipping the Dask run")
         return None, None
-    from classify.benchmark import run_benchmark_on_dask
+    from classify.run.benchmark import run_benchmark_on_dask
 
     exp = experiment(mpath, root, dataset, work / "results" / "dask", n_jobs=2, **base)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -223,7 +223,7 @@ def make_full_grid_data(work: Path, *, n_base: int = 3735, image_dim: int = 2048
     import numpy as np
     import pandas as pd
 
-    from pipeline.store import StoreWriter, store_path
+    from pipeline.store.feature_store import StoreWriter, store_path
 
     dataset = f"fullgrid{2 * n_base}"
     root = work / "features"
@@ -268,7 +268,7 @@ def make_full_grid_data(work: Path, *, n_base: int = 3735, image_dim: int = 2048
 def full_grid_experiment(mpath: Path, root: Path, dataset: str, results: Path, *,
                          classifiers: list[str], folds: int, repeats: int, n_jobs: int) -> Any:
     """The demo's grid settings (experiments/demo.toml) on the full-grid stores."""
-    from classify.experiment import experiment_from_dict
+    from classify.config.experiment import experiment_from_dict
 
     return experiment_from_dict({
         "name": "fullgrid", "dataset": dataset, "manifest": str(mpath),
@@ -320,7 +320,7 @@ def run_full(cfg: BenchConfig) -> BenchOutcome:
         "shape: rows x2 (copies keep their patient), image 1,280 + 768 repeated columns, fresh "
         "N(0, 0.1^2) noise on every value (benchmarks.classify_grid.make_full_grid_data).",
         "the fusion/scaler/SMOTE prefix is fitted once per split for all 8 classifiers "
-        "(classify.split_runner); the soft vote reuses its members' fits.",
+        "(classify.run.split_runner); the soft vote reuses its members' fits.",
     )
     tables = (
         BenchTable("classify_full_grid", "Classify: the full grid (issue 12)",

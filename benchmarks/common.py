@@ -138,7 +138,7 @@ def demo_manifest(work_dir: Path, n_reports: int) -> Any:
 
     Built once under ``work_dir`` (name ``bench<n>``) and reused.
     """
-    from pipeline.build import build_manifest
+    from pipeline.dataset.build import build_manifest
     from pipeline.manifest import load_manifest
 
     name = f"bench{n_reports}"
@@ -173,7 +173,7 @@ def synthetic_store(features_root: Path, dataset: str, key: str, ids: Sequence[s
                     labels: Sequence[str], dim: int, *, seed: int, signal: float = 0.15,
                     modality: str = "image") -> Path:
     """A feature store with Gaussian features carrying a weak class signal."""
-    from pipeline.store import StoreWriter, store_path
+    from pipeline.store.feature_store import StoreWriter, store_path
 
     rng = np.random.default_rng(seed)
     y = (np.asarray(labels) == "abnormal").astype(np.float32)

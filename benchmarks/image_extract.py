@@ -156,7 +156,7 @@ def _pipeline(manifest: Any, name: str, root: Path, n: int, *, backend: str, ran
 
 def _store_cosine(a: Path, b: Path) -> float:
     from extract.backends.verify import row_cosines
-    from pipeline.store import FeatureStore
+    from pipeline.store.feature_store import FeatureStore
 
     sa, sb = FeatureStore(a), FeatureStore(b)
     ids = sorted(set(sa.ids.tolist()) & set(sb.ids.tolist()))
@@ -169,7 +169,7 @@ def _decode_rates(work: Path, preprocess: Any) -> tuple[float, float]:
     from PIL import Image
 
     from extract.preprocess import load_image
-    from pipeline.phantoms import render_phantom
+    from pipeline.dataset.phantoms import render_phantom
 
     rates = []
     for size in (256, 2048):
@@ -226,7 +226,7 @@ def run(cfg: BenchConfig) -> BenchOutcome:
     from extract.jobs import decode_workers
     from extract.options import ExtractOptions
     from extract.preprocess import load_image
-    from pipeline.store import FeatureStore
+    from pipeline.store.feature_store import FeatureStore
 
     t_start = time.perf_counter()
     manifest = demo_manifest(cfg.work_dir, cfg.size(72, 300))

@@ -1,6 +1,6 @@
 """Large-film JPEG decoding: reduced-size (draft) decode vs full decode, speed per core and cosine.
 
-Synthetic films: phantoms (``pipeline.phantoms``) rendered at 3,000 px, cropped to
+Synthetic films: phantoms (``pipeline.dataset.phantoms``) rendered at 3,000 px, cropped to
 2,500 x 3,000 (MIMIC-CXR-JPG size) and saved as baseline JPEG at quality 95 (the
 MIMIC-CXR-JPG setting). Both paths run :func:`extract.preprocess.load_image` in this one
 process (one core), interleaved, best of k; only ``jpeg_draft`` differs (0 = full decode).
@@ -46,7 +46,7 @@ def make_films(folder: Path, n: int) -> list[Path]:
     """``n`` synthetic 2,500 x 3,000 JPEG films from phantoms (made once, reused)."""
     from PIL import Image
 
-    from pipeline.phantoms import render_phantom
+    from pipeline.dataset.phantoms import render_phantom
 
     folder.mkdir(parents=True, exist_ok=True)
     tags = (("cardiomegaly",), ("opacity",), (), ("effusion",))

@@ -63,7 +63,7 @@ def _child_extract(work: Path, n_reports: int, n: int, batch: int) -> dict[str, 
 
 def _child_classify(work: Path, n: int) -> dict[str, float]:
     from benchmarks.classify_grid import experiment, make_data
-    from classify.benchmark import run_benchmark
+    from classify.run.benchmark import run_benchmark
 
     mpath, root, dataset = make_data(work, n)
     results = work / f"results-mem-{n}"

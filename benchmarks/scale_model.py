@@ -53,7 +53,7 @@ def merge_rate(work: Path, rows: int) -> float:
     import shutil
 
     from extract.distributed import merge_shards
-    from pipeline.store import StoreWriter
+    from pipeline.store.feature_store import StoreWriter
 
     shutil.rmtree(work, ignore_errors=True)
     rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ TARGET_S_PER_GB = 5.0  # a 4 GB store verifies in under 20 s
 
 
 def run(cfg: BenchConfig) -> BenchOutcome:
-    from pipeline.store import FeatureStore, StoreWriter, store_path
+    from pipeline.store.feature_store import FeatureStore, StoreWriter, store_path
 
     t_start = time.perf_counter()
     mb = cfg.size(16, 1024)

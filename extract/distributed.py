@@ -16,7 +16,7 @@ Layout of one distributed run of ``encoder`` on dataset ``D``::
    stopped when the run is repeated (the run token only depends on the encoder
    settings and the number of shards).
 3. :func:`merge_shards` folds the shard stores into the normal store through one
-   :class:`pipeline.store.StoreWriter` (public API only): the store file is replaced
+   :class:`pipeline.store.feature_store.StoreWriter` (public API only): the store file is replaced
    atomically when the writer closes, rows are added idempotently by sample id
    (re-merging adds nothing), and shards with a different encoder setup are refused.
 
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from extract.options import ExtractOptions
 from pipeline.errors import ConfigError, StoreError
-from pipeline.store import COMPATIBILITY_KEYS, FeatureStore, StoreWriter, store_path
+from pipeline.store.feature_store import COMPATIBILITY_KEYS, FeatureStore, StoreWriter, store_path
 
 if TYPE_CHECKING:
     from pipeline.manifest import Manifest

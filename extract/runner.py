@@ -5,7 +5,7 @@
 - builds the modality's job (:mod:`extract.jobs`): the encoder, its store key (text keys
   carry the text mode and masking: ``minilm``, ``minilm@findings``, ``minilm@both+masked``,
   so each variant is its own store) and the store provenance;
-- opens a :class:`pipeline.store.StoreWriter` (file lock, provenance check) and embeds only
+- opens a :class:`pipeline.store.feature_store.StoreWriter` (file lock, provenance check) and embeds only
   ids not already in the store (failed ids are retried);
 - runs ONE batch loop for images and texts: the job yields batches (images decoded in
   DataLoader workers; texts sorted by length) and encodes them; per-item failures
@@ -34,7 +34,7 @@ from extract.texts import manifest_label_mask, manifest_texts, select_text
 if TYPE_CHECKING:
     from extract.backends.select import BackendChoice
     from pipeline.manifest import Manifest
-    from pipeline.store import StoreWriter
+    from pipeline.store.feature_store import StoreWriter
 
 __all__ = [
     "ExtractOptions",
@@ -87,7 +87,7 @@ def run_extract(
     keyword ``overrides`` replace single fields, e.g. ``run_extract(m, "minilm", root,
     batch_size=8)``.
     """
-    from pipeline.store import StoreWriter, store_path
+    from pipeline.store.feature_store import StoreWriter, store_path
 
     options = ExtractOptions.of(options, **overrides)
     started = time.perf_counter()
@@ -144,7 +144,7 @@ def _choose_backend(
     from extract.backends.export import default_onnx_cache
     from extract.backends.select import N_CHECK_INPUTS, select_backend
     from pipeline.errors import StoreError
-    from pipeline.store import FeatureStore
+    from pipeline.store.feature_store import FeatureStore
 
     done: set[str] = set()
     stored = None

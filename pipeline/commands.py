@@ -25,7 +25,7 @@ Output = Callable[[str], None]
 
 
 def cmd_data(args: argparse.Namespace, out: Output) -> int:
-    from pipeline.build import build_manifest
+    from pipeline.dataset.build import build_manifest
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
              "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
@@ -95,8 +95,8 @@ def cmd_extract(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_import(args: argparse.Namespace, out: Output) -> int:
-    from pipeline.importer import ImportRequest, run_import
     from pipeline.manifest import load_manifest
+    from pipeline.store.importer import ImportRequest, run_import
 
     manifest = load_manifest(args.manifest)
     req = ImportRequest(path=args.path, key=args.key, kind=args.kind, ids_path=args.ids,
@@ -109,9 +109,9 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_tabular(args: argparse.Namespace, out: Output) -> int:
-    from pipeline.context import write_context_store
+    from pipeline.dataset.context import write_context_store
     from pipeline.manifest import load_manifest
-    from pipeline.store import FeatureStore
+    from pipeline.store.feature_store import FeatureStore
 
     manifest = load_manifest(args.manifest)
     s = write_context_store(manifest, args.builder, args.artifacts / "features", key=args.key,
@@ -126,13 +126,18 @@ def cmd_tabular(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_classify(args: argparse.Namespace, out: Output) -> int:
-    from classify.ablation import ablation_table
-    from classify.analysis import best_and_equivalent, calibration_of, tuning_of
-    from classify.benchmark import run_benchmark
-    from classify.experiment import load_experiment
-    from classify.stats import compare_within_feature_sets
-    from classify.tables import ablation_table as render_ablation
-    from classify.tables import choice_summary, comparison_table, render_benchmark, tuning_table
+    from classify.analysis.ablation import ablation_table
+    from classify.analysis.analyse import best_and_equivalent, calibration_of, tuning_of
+    from classify.analysis.stats import compare_within_feature_sets
+    from classify.config.experiment import load_experiment
+    from classify.report.console import ablation_table as render_ablation
+    from classify.report.console import (
+        choice_summary,
+        comparison_table,
+        render_benchmark,
+        tuning_table,
+    )
+    from classify.run.benchmark import run_benchmark
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
@@ -146,7 +151,7 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
         ablation = ablation_table(result)
         out("\n" + render_ablation(ablation, args.metric))
         if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
-            from classify.subsets import render_subset_ablation
+            from classify.analysis.block_subsets import render_subset_ablation
 
             out("\n" + render_subset_ablation(ablation.subsets, args.metric,
                                                  result.split.test_train_ratio))
@@ -159,18 +164,18 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
         if summary:
             out("\n" + summary)
     if experiment.imbalance is not None and not args.dry_run:
-        from classify.imbalance import render_sweep, run_prevalence_sweep
+        from classify.analysis.prevalence_sweep import render_sweep, run_prevalence_sweep
 
         out("\n" + render_sweep(run_prevalence_sweep(experiment, n_jobs=args.n_jobs)))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, out: Output) -> int:
-    from classify.ablation import run_shuffle
-    from classify.analysis import analyse_benchmark
-    from classify.benchmark import load_benchmark
-    from classify.experiment import load_experiment
+    from classify.analysis.ablation import run_shuffle
+    from classify.analysis.analyse import analyse_benchmark
+    from classify.config.experiment import load_experiment
     from classify.report import write_report
+    from classify.run.benchmark import load_benchmark
     from pipeline.manifest import load_manifest
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
@@ -190,7 +195,7 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
     }
     analysis = analyse_benchmark(benchmark, shuffles=shuffles, label_source=provenance["label_source"],
                                  metric=args.metric, equivalence=experiment.equivalence)
-    from classify.report_inputs import add_context
+    from classify.report.inputs import add_context
 
     analysis = add_context(analysis, experiment)  # the stored prevalence sweep, indication audit
     paths = write_report(
@@ -207,7 +212,7 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
 def cmd_fit_final(args: argparse.Namespace, out: Output) -> int:
     from classify.bundle.final import fit_final
     from classify.bundle.render import render_fit_final
-    from classify.experiment import load_experiment
+    from classify.config.experiment import load_experiment
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     fit = fit_final(experiment, cell=args.cell, best=args.best, metric=args.metric,
@@ -246,21 +251,21 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, out: Output) -> int:
-    from classify.compare import compare_runs, render_comparison_of_runs
+    from classify.analysis.compare_runs import compare_runs, render_comparison_of_runs
 
     out(render_comparison_of_runs(compare_runs(args.run_a, args.run_b)))
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
-    from classify.fusion import FUSIONS
-    from classify.models import CLASSIFIERS
-    from classify.samplers import SAMPLERS
+    from classify.models.classifiers import CLASSIFIERS
+    from classify.models.fusion import FUSIONS
+    from classify.models.samplers import SAMPLERS
     from extract.encoders import IMAGE_ENCODERS, TEXT_ENCODERS, availability
     from pipeline.labels import LABEL_RULES
     from pipeline.sources import DATASET_FORMATS
-    from pipeline.store import FeatureStore, store_files
-    from pipeline.store_kinds import kind_summary
+    from pipeline.store.feature_store import FeatureStore, store_files
+    from pipeline.store.kinds import kind_summary
 
     out("image encoders (offline = pretrained weights present on this machine):")
     for entry in IMAGE_ENCODERS:
@@ -291,8 +296,8 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: Output) -> int:
-    from classify.results_store import read_cell
-    from pipeline.verify import verify_paths
+    from classify.results.cell_store import read_cell
+    from pipeline.store.verify import verify_paths
 
     def check_cell(path: Path) -> str:
         cell = read_cell(path.parent.parent, path.name)

@@ -6,7 +6,7 @@ label rule, label source, dropped-row counts, notes, ``schema_version``). Column
 ``mesh_major``/``mesh_automatic``). ``report_text`` is findings + impression (the read);
 ``indication`` and ``comparison`` are written before the read (:data:`CONTEXT_COLUMNS`).
 Labels live here, never in a feature store. Manifests are built by
-:func:`pipeline.build.build_manifest` from a registered source (:mod:`pipeline.sources`).
+:func:`pipeline.dataset.build.build_manifest` from a registered source (:mod:`pipeline.sources`).
 """
 
 from __future__ import annotations

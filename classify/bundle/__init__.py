@@ -6,6 +6,8 @@
 * :mod:`classify.bundle.threshold`  decision rules (argmax, fixed, max_f1, youden, sensitivity=s).
 * :mod:`classify.bundle.predict`    ``run_predict``: check stores, predict, score labelled rows.
 * :mod:`classify.bundle.render`     terminal summaries.
+
+May import: analysis/, run/, config/, models/, results/ and :mod:`pipeline` (never report/).
 """
 
 from classify.bundle.card import ModelCard, StoreRequirement

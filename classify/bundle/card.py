@@ -119,7 +119,7 @@ class ModelCard:
         name: bundle name (folder name under ``artifacts/models``).
         bundle_schema: layout version of the bundle (see :mod:`classify.bundle.io`).
         created: UTC time of the fit.
-        cell: the cell spec (:meth:`classify.results.CellSpec.to_dict`), its label and key.
+        cell: the cell spec (:meth:`classify.results.types.CellSpec.to_dict`), its label and key.
         selection: how the cell was chosen (``--cell`` or ``--best`` by a metric, among which cells).
         stores: the stores the model reads, in block order.
         classes: class labels in code order (the model's probability columns).

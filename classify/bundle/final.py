@@ -1,9 +1,9 @@
 """Fit a chosen benchmark cell on all labelled samples and write it as a model bundle (``pipeline fit-final``).
 
 The final model is the cell's whole ``imblearn`` pipeline (fusion -> scaler -> sampler ->
-classifier, built by :func:`classify.pipeline_factory.build_pipeline` with the cell's
+classifier, built by :func:`classify.models.cell_pipeline.build_pipeline` with the cell's
 parameters and the experiment's seed), fitted on every row the experiment's CV used
-(the same id-aligned :class:`~classify.features.FeatureSet`), minus the samples of an
+(the same id-aligned :class:`~classify.run.feature_sets.FeatureSet`), minus the samples of an
 optional ``exclude_manifest`` (matched by sample id and by patient, so a held-out
 patient contributes no image to the fit). Its card records the CV evidence of the cell
 as stored by ``pipeline classify``; nothing is re-scored here.
@@ -26,9 +26,9 @@ import numpy as np
 from classify.bundle.card import ModelCard, StoreRequirement
 from classify.bundle.io import BUNDLE_SCHEMA, write_bundle
 from classify.bundle.threshold import ThresholdChoice, choose_threshold, parse_rule
-from classify.evaluate import METRICS, higher_is_better
-from classify.experiment import Experiment
-from classify.results import BenchmarkResult, CellResult
+from classify.config.experiment import Experiment
+from classify.results.metrics import METRICS, higher_is_better
+from classify.results.types import BenchmarkResult, CellResult
 from pipeline.errors import BundleError, ConfigError, DataError, PipelineError
 from pipeline.helpers import CORE_PACKAGES, did_you_mean, file_sha256, library_versions
 
@@ -54,10 +54,10 @@ def equivalence_evidence(benchmark: BenchmarkResult, chosen: CellResult, metric:
 
     Compares every stored cell of the chosen cell's feature set with the best of them on
     ``metric`` (Bayesian correlated t-test with the experiment's ROPE and decision
-    probability, :func:`classify.equivalence.equivalent_to_best`). None when it cannot be
+    probability, :func:`classify.analysis.equivalence.equivalent_to_best`). None when it cannot be
     computed (one cell, no split plan, too few splits), with the reason logged.
     """
-    from classify.equivalence import equivalent_to_best
+    from classify.analysis.equivalence import equivalent_to_best
 
     cells = [c for c in benchmark.cells if c.spec.feature_set == chosen.spec.feature_set]
     if benchmark.split is None or len(cells) < 2:
@@ -186,10 +186,10 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     """
     from threadpoolctl import threadpool_limits
 
-    from classify.benchmark import dataset_provenance, load_benchmark, load_feature_set
-    from classify.features import blocks_spec
-    from classify.pipeline_factory import build_pipeline
-    from pipeline.store import FeatureStore
+    from classify.models.cell_pipeline import build_pipeline
+    from classify.run.benchmark import dataset_provenance, load_benchmark, load_feature_set
+    from classify.run.feature_sets import blocks_spec
+    from pipeline.store.feature_store import FeatureStore
 
     exp = experiment
     benchmark = load_benchmark(exp)
@@ -314,7 +314,7 @@ def _exclusion(fs: Any, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 def _check_reproducible(exp: Experiment, stores: Sequence[str]) -> None:
     """ConfigError for a cell on a store `pipeline predict` cannot make for new data: an
     imported matrix or a tabular (structured) block (issue 13 stores; not supported yet)."""
-    from pipeline.store import FeatureStore, store_path
+    from pipeline.store.feature_store import FeatureStore, store_path
 
     for key in stores:
         prov = FeatureStore(store_path(exp.features_root, exp.dataset, key), verify=False).provenance
@@ -328,7 +328,7 @@ def _check_reproducible(exp: Experiment, stores: Sequence[str]) -> None:
 
 def _data_warnings(exp: Experiment, stores: Sequence[StoreRequirement], prov: dict[str, Any],
                    chosen: CellResult, benchmark: BenchmarkResult) -> list[str]:
-    from classify.leakage import flagged_text_cells
+    from classify.run.leakage import flagged_text_cells
 
     out = []
     if prov["synthetic_images"]:

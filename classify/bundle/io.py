@@ -60,9 +60,9 @@ def trusted_types() -> tuple[str, ...]:
     the project's registered fusions, the fold sampler and the classifier wrappers (named
     from the classes themselves, so moving a module keeps the list right). Anything else
     in a model file is refused by name."""
-    from classify.fusion import FUSIONS
-    from classify.models import BalancedWeights, VoteShareClassifier
-    from classify.samplers import FoldSampler
+    from classify.models.classifiers import BalancedWeights, VoteShareClassifier
+    from classify.models.fusion import FUSIONS
+    from classify.models.samplers import FoldSampler
 
     own = [FUSIONS.get(n) for n in FUSIONS.names()] + [FoldSampler, BalancedWeights,
                                                        VoteShareClassifier]

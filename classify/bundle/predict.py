@@ -29,7 +29,7 @@ import pandas as pd
 from classify.bundle.card import StoreRequirement
 from classify.bundle.io import Bundle
 from classify.bundle.threshold import ThresholdChoice, apply_threshold
-from classify.evaluate import METRICS, higher_is_better, score_fold
+from classify.results.metrics import METRICS, higher_is_better, score_fold
 from pipeline.errors import StoreError
 from pipeline.helpers import atomic_write
 
@@ -100,7 +100,7 @@ class PredictionResult:
 # ----------------------------------------------------------------------------- stores
 def check_store(req: StoreRequirement, path: Path, dataset: str) -> Any:
     """Open ``path`` and refuse it (StoreError, exit 2) unless it matches ``req``."""
-    from pipeline.store import FeatureStore
+    from pipeline.store.feature_store import FeatureStore
 
     store = FeatureStore(path)
     have = StoreRequirement.from_provenance(store.provenance)
@@ -122,7 +122,7 @@ def check_store(req: StoreRequirement, path: Path, dataset: str) -> Any:
 def ensure_stores(bundle: Bundle, dataset: str, features_root: Path,
                   build_store: Callable[[StoreRequirement], Path]) -> dict[str, Any]:
     """Check, build/extend and re-check every store the bundle needs; key -> FeatureStore."""
-    from pipeline.store import store_path
+    from pipeline.store.feature_store import store_path
 
     out = {}
     for req in bundle.card.stores:

@@ -1,11 +1,11 @@
-"""The report's figures: each drawn once from an :class:`~classify.analysis.Analysis`, as PNG."""
+"""The report's figures: each drawn once from an :class:`~classify.analysis.analyse.Analysis`, as PNG."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from classify.analysis import Analysis
+from classify.analysis.analyse import Analysis
 from classify.report import plots
 from classify.report.modalities import prevalence_figures
 from classify.report.model import RenderedFigure

@@ -1,8 +1,8 @@
 """Report blocks of the context modalities: block-subset ablation, attention per block, the
 indication audit, and the prevalence-sweep section (table + one figure per metric).
 
-Builders take frozen results (:class:`~classify.analysis.Analysis` fields) and only format
-them; the sweep's statistics come from :func:`classify.imbalance.sweep_table`.
+Builders take frozen results (:class:`~classify.analysis.analyse.Analysis` fields) and only format
+them; the sweep's statistics come from :func:`classify.analysis.prevalence_sweep.sweep_table`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from classify.analysis import Analysis
-from classify.evaluate import higher_is_better
-from classify.imbalance import PREVALENCE_METRICS, sweep_table
+from classify.analysis.analyse import Analysis
+from classify.analysis.prevalence_sweep import PREVALENCE_METRICS, sweep_table
 from classify.report import plots
 from classify.report.model import Block, Callout, Paragraph, RenderedFigure, Table, TCell
 from classify.report.plots.prevalence import plot_prevalence
 from classify.report.tables import fmt, slug
-from classify.results import CellResult
+from classify.results.metrics import higher_is_better
+from classify.results.types import CellResult
 from pipeline.helpers import format_p
 
 METRIC_TITLES = {"pr_auc": "PR AUC", "mcc": "MCC", "f1_binary": "F1 (positive class)",

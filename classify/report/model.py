@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from classify.run_warnings import ReportWarning
+from classify.analysis.run_warnings import ReportWarning
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The ONE section list of the report, built from an :class:`~classify.analysis.Analysis`.
+"""The ONE section list of the report, built from an :class:`~classify.analysis.analyse.Analysis`.
 
 Every output format renders this :class:`~classify.report.model.Document`; a section
 or table added here appears in the HTML and the Markdown report alike.
@@ -10,8 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from classify import leakage
-from classify.analysis import Analysis
+from classify.analysis.analyse import Analysis
 from classify.report import modalities as M
 from classify.report import tables as T
 from classify.report.model import (
@@ -26,7 +25,8 @@ from classify.report.model import (
     Section,
     WarningList,
 )
-from classify.results import BenchmarkResult
+from classify.results.types import BenchmarkResult
+from classify.run import leakage
 
 
 def summary_items(b: BenchmarkResult) -> list[tuple[str, str]]:

@@ -1,7 +1,7 @@
 """Report tables built from frozen results: display cells for the page, raw numbers for CSV.
 
-Every builder formats numbers that were computed elsewhere (:mod:`classify.summary`,
-:mod:`classify.stats`, :mod:`classify.ablation`, :mod:`classify.leakage`); nothing is
+Every builder formats numbers that were computed elsewhere (:mod:`classify.analysis.cell_summary`,
+:mod:`classify.analysis.stats`, :mod:`classify.analysis.ablation`, :mod:`classify.run.leakage`); nothing is
 computed here beyond choosing which formatted value to show in bold.
 """
 
@@ -15,16 +15,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classify import leakage
-from classify.calibration import CalibrationSummary
-from classify.equivalence import Equivalence
-from classify.evaluate import COLUMN_TITLES, METRICS
-from classify.leakage import LeakageSummary
+from classify.analysis.calibration import CalibrationSummary
+from classify.analysis.cell_summary import FeatureSetSummary
+from classify.analysis.equivalence import Equivalence
+from classify.analysis.tuning_summary import TuningSummary
 from classify.report.model import Table, TCell
 from classify.report.plots.base import short_names
-from classify.results import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
-from classify.summary import FeatureSetSummary
-from classify.tuning import TuningSummary
+from classify.results.metrics import COLUMN_TITLES, METRICS
+from classify.results.types import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
+from classify.run import leakage
+from classify.run.leakage import LeakageSummary
 from pipeline.helpers import format_p
 
 

@@ -1,4 +1,4 @@
-"""Write the report of an :class:`~classify.analysis.Analysis` to disk, every file atomically.
+"""Write the report of an :class:`~classify.analysis.analyse.Analysis` to disk, every file atomically.
 
 Layout of ``<out_dir>/<experiment>/``::
 
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from classify.analysis import Analysis
+from classify.analysis.analyse import Analysis
 from classify.report.exports import table_to_csv, table_to_latex
 from classify.report.figures import render_figures
 from classify.report.html import render_html
@@ -57,7 +57,7 @@ def write_report(analysis: Analysis, out_dir: Path, *, experiment_text: str | No
     """Write the report of ``analysis`` under ``out_dir/<experiment>/``.
 
     Args:
-        analysis: from :func:`classify.analysis.analyse_benchmark`.
+        analysis: from :func:`classify.analysis.analyse.analyse_benchmark`.
         out_dir: reports root, e.g. ``artifacts/reports``.
         experiment_text: the experiment file's text, shown verbatim.
         provenance: extra facts shown in the provenance section (e.g. ``label_source``,

@@ -3,7 +3,7 @@
 Importing this package registers every source: ``openi`` and ``openi_demo``
 (:mod:`pipeline.sources.openi`), ``mimic_cxr`` (:mod:`pipeline.sources.mimic_cxr`) and ``csv``
 (:mod:`pipeline.sources.csv`). A builder returns a :class:`~pipeline.sources.base.SourceTable`;
-:func:`pipeline.build.build_manifest` applies the common filters and the label rule to it.
+:func:`pipeline.dataset.build.build_manifest` applies the common filters and the label rule to it.
 """
 
 from __future__ import annotations

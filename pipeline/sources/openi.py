@@ -10,7 +10,7 @@
     (or ``'none'``; then ``frontal_only`` cannot filter and says so).
 ``openi_demo``
     the 3,955 real OpenI reports shipped in torchxrayvision, each paired with a
-    deterministic synthetic *phantom* image (:mod:`pipeline.phantoms`) for its
+    deterministic synthetic *phantom* image (:mod:`pipeline.dataset.phantoms`) for its
     first frontal image id. Offline, no data download.
 """
 
@@ -328,7 +328,7 @@ def build_openi_demo(
     torchxrayvision's shipped metadata); the phantom drawn for it is always frontal,
     so ``view`` is ``'PA'`` and the real view is kept in ``source_view``.
     """
-    from pipeline import phantoms  # local: only the demo needs PIL rendering
+    from pipeline.dataset import phantoms  # local: only the demo needs PIL rendering
 
     reports = Path(reports) if reports else shipped_openi_reports()
     out_dir = Path(out) if out else Path(artifacts_root) / "data" / "openi_demo"
@@ -369,7 +369,7 @@ def build_openi_demo(
         label_source="mesh:report",
         dropped=dict(parsed.dropped),
         notes=(
-            "images are synthetic phantoms (pipeline.phantoms) rendered from each report's MeSH tags, not real "
+            "images are synthetic phantoms (pipeline.dataset.phantoms) rendered from each report's MeSH tags, not real "
             "radiographs: image scores measure how well an encoder sees the drawn findings (~15% of findings are "
             "drawn faint or not at all).",
             "report text and labels are real OpenI data: labels come from the same report's MeSH tags, so "

@@ -142,7 +142,7 @@ def test_full_grid_data_is_tiled_as_documented(tmp_path: Path) -> None:
     import pandas as pd
 
     from benchmarks.classify_grid import make_full_grid_data
-    from pipeline.store import FeatureStore
+    from pipeline.store.feature_store import FeatureStore
 
     mpath, root, dataset = make_full_grid_data(tmp_path, n_base=40)
     frame = pd.read_csv(mpath)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from classify.fusion import FUSIONS, SingleFusion
+from classify.models.fusion import FUSIONS, SingleFusion
 
 RECORDS: list[tuple[str, frozenset[int]]] = []
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classify.results import (
+from classify.results.types import (
     ATTENTION_COLUMNS,
     COUNT_COLUMNS,
     FOLD_COLUMNS,
@@ -26,7 +26,7 @@ from classify.results import (
     StoreInfo,
 )
 from pipeline.manifest import Manifest, save_manifest
-from pipeline.store import StoreWriter, store_path
+from pipeline.store.feature_store import StoreWriter, store_path
 
 DATASET = "toyset"
 N = 120  # samples; 2 per patient -> 60 patients
@@ -244,7 +244,7 @@ def make_shuffle(cell: CellResult) -> ShuffleResult:
 def render_report(bench: BenchmarkResult, out: Path, *, comparisons=None, ablation=None,  # noqa: ANN001
                   shuffles=(), experiment_text=None, provenance=None) -> dict:  # noqa: ANN001
     """analyse_benchmark + write_report, as ``pipeline report`` does."""
-    from classify.analysis import analyse_benchmark
+    from classify.analysis.analyse import analyse_benchmark
     from classify.report import write_report
 
     prov = dict(provenance or {})

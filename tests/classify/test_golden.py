@@ -1,7 +1,7 @@
 """Golden test: a small fixed experiment must give the saved cell keys and per-fold scores.
 
 Proof that a refactor moved code but not the science (issue 10, item 8): two tiny
-deterministic stores (written with :class:`pipeline.store.StoreWriter`), a manifest CSV
+deterministic stores (written with :class:`pipeline.store.feature_store.StoreWriter`), a manifest CSV
 of 120 samples / 60 patients, feature sets image / text / fused, fusions single, concat
 (PCA) and attention, SMOTE, logistic + decision_tree, 3 folds x 1 repeat. Every cell key
 and every per-fold score (all metrics) must equal ``golden/expected.json``.
@@ -34,10 +34,14 @@ REGENERATE = os.environ.get("GOLDEN_REGENERATE") == "1"
 DATASET = "golden"
 N = 120  # 2 samples per patient -> 60 patients
 TOL = 1e-10
+#: Attention fusion trains a small float32 torch model: its CPU kernels differ per instruction set
+#: (AVX-512 on the machine that wrote the golden file, AVX2 elsewhere) in the last float32 bits,
+#: which moved a Brier score by 5e-9 on an Intel Xeon. 1e-6 still catches any real change.
+TOL_TORCH = 1e-6
 
 
 def _write_inputs(root: Path) -> dict:
-    from pipeline.store import StoreWriter, store_path
+    from pipeline.store.feature_store import StoreWriter, store_path
 
     rng = np.random.default_rng(20240611)
     ids = [f"g{i:04d}" for i in range(N)]
@@ -94,16 +98,16 @@ def _observed(result) -> dict:  # noqa: ANN001
     return cells
 
 
-def _same(a: float, b: float) -> bool:
+def _same(a: float, b: float, tol: float = TOL) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= TOL * max(1.0, abs(b))
+    return abs(a - b) <= tol * max(1.0, abs(b))
 
 
 @pytest.fixture(scope="module")
 def golden_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from classify.benchmark import run_benchmark
-    from classify.experiment import experiment_from_dict
+    from classify.config.experiment import experiment_from_dict
+    from classify.run.benchmark import run_benchmark
 
     cfg = _write_inputs(tmp_path_factory.mktemp("golden"))
     result = run_benchmark(experiment_from_dict(cfg, source="golden"), n_jobs=1)
@@ -127,8 +131,9 @@ def test_golden_cells_and_scores_unchanged(golden_run: dict) -> None:
     for label, exp in expected.items():
         got = golden_run[label]["scores"]
         assert sorted(got) == sorted(exp["scores"]), f"{label}: fold/metric rows changed"
+        tol = TOL_TORCH if "|attention|" in label else TOL
         diffs += [f"{label} {k}: {got[k]!r} != {v!r}" for k, v in exp["scores"].items()
-                  if not _same(got[k], v)]
+                  if not _same(got[k], v, tol)]
     assert not diffs, f"{len(diffs)} per-fold scores moved:\n" + "\n".join(diffs[:20])
 
 

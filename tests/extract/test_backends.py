@@ -13,7 +13,7 @@ from extract.backends.export import ExportError, export_cached
 from extract.backends.verify import MIN_COSINE, compare_outputs
 from extract.runner import run_extract
 from pipeline.errors import ConfigError
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 
 
 def _run(manifest, encoder, root, **kw):

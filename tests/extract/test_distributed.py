@@ -9,7 +9,7 @@ import pytest
 
 from extract.distributed import merge_shards, run_token, shard_ids, subset_manifest
 from pipeline.errors import ConfigError, StoreError
-from pipeline.store import FeatureStore, StoreWriter
+from pipeline.store.feature_store import FeatureStore, StoreWriter
 
 PROV = {"encoder_key": "enc", "modality": "image", "architecture": "toy", "weights_name": "w",
         "weights_sha256": "ab", "preprocessing": {"size": 8}, "dim": 4, "layers": ["l1"],

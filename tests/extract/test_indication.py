@@ -11,7 +11,7 @@ from extract.encoders import store_key
 from extract.options import ExtractOptions
 from extract.runner import run_extract, select_text
 from pipeline.errors import ManifestError
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 
 from .conftest import make_manifest
 

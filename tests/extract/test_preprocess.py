@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from extract.preprocess import ImageDataset, PreprocessConfig, collate_images, load_image, to_gray8
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 
 from .conftest import make_cxr_like
 

@@ -11,7 +11,7 @@ import pytest
 
 from extract.runner import ExtractSummary, encoder_modality, run_extract, select_text
 from pipeline.errors import ConfigError, UnknownNameError
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 
 from .conftest import REPORTS
 
@@ -224,7 +224,7 @@ def test_works_with_the_real_manifest_class(tiny_encoders, image_dir: Path, tmp_
 @pytest.fixture(scope="module")
 def real_openi_manifest(openi_reports_tgz, tmp_path_factory):
     """~20 real OpenI reports (one image each), labels normal vs abnormal from MeSH."""
-    from pipeline.build import build_manifest
+    from pipeline.dataset.build import build_manifest
 
     root = tmp_path_factory.mktemp("openi20")
     return build_manifest("openi", reports=openi_reports_tgz, limit=24, one_per_report=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.build import build_manifest
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.manifest import MANIFEST_COLUMNS, Manifest, load_manifest, save_manifest
 

@@ -144,7 +144,7 @@ def rel_experiment(art: Path, classifiers: Sequence[str] = ("logistic",)) -> Pat
 def rel_project(art: Path, classifiers: Sequence[str] = ("logistic",)) -> Path:
     """The 'rel' project built in ``art`` (in this process): manifest 'rel' of :data:`REL_ROWS`
     text rows, its tfidf_svd store and the cells of ``classifiers``. Returns ``art``."""
-    from pipeline.build import build_manifest
+    from pipeline.dataset.build import build_manifest
 
     build_manifest("csv", path=write_csv_manifest(art / "src.csv", text_rows(REL_ROWS)),
                    name="rel", artifacts_root=art)

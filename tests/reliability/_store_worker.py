@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from pipeline.store import StoreWriter
+from pipeline.store.feature_store import StoreWriter
 
 PROV = {
     "encoder_key": "crash",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_manifest
 from pipeline.cli import main
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from tests.reliability._cli import (
     experiment,

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.build import build_manifest
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import EXIT_PARTIAL
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 from tests.reliability._cli import out, run, write_csv_manifest
 
 # id -> expected reason prefix (None = must be embedded)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.build import build_manifest
 from pipeline.cli import main
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
 from tests.reliability._cli import experiment, run_in_process, text_rows, write_csv_manifest
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import EXIT_PARTIAL, EXIT_USER_ERROR
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 from tests.reliability._cli import out, run
 
 TEMPLATE = """<?xml version="1.0" encoding="{enc}"?>

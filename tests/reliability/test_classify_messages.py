@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classify.fusion import build_fusion
-from classify.models import build_classifier
+from classify.models.classifiers import build_classifier
+from classify.models.fusion import build_fusion
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR, ConfigError
 from tests.classify.conftest import (
@@ -102,8 +102,8 @@ def test_smote_k_reduction_is_printed_and_in_the_report(tmp_path, capsys):
 
 
 def test_friedman_all_tied_says_so_without_a_runtime_warning():
-    from classify.stats import compare_cells
-    from classify.tables import comparison_table
+    from classify.analysis.stats import compare_cells
+    from classify.report.console import comparison_table
 
     same = {"accuracy": 0.8, "roc_auc": 0.9}
     cells = [make_cell(c, seed=i, overrides=same, accuracy=0.8)

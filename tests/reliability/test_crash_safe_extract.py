@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 from tests.reliability._cli import out, popen, run
 
 ENCODER = "tfidf_svd"  # deterministic, CPU only; batch size 1 = one durable part per report

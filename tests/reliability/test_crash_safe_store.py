@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import StoreLockedError
-from pipeline.store import FeatureStore, StoreWriter
+from pipeline.store.feature_store import FeatureStore, StoreWriter
 
 WORKER = [sys.executable, str(Path(__file__).with_name("_store_worker.py"))]
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,5 @@
 """Promise: deterministic CI. Issue 11, observation 13: `make test` once failed in
-tests/classify/test_distributed.py::test_dask_grid_equals_local_grid with a KeyError raised
+tests/classify/run/test_distributed.py::test_dask_grid_equals_local_grid with a KeyError raised
 in joblib's Dask backend, inside the weakref finaliser of its per-call
 ``_WeakKeyDictionary`` (``on_destroy``: ``del self._data[key]``), turned into a failure by
 pyproject's ``error::pytest.PytestUnraisableExceptionWarning``.
@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from pipeline.manifest import Manifest, save_manifest
-from pipeline.store import StoreWriter, store_path
+from pipeline.store.feature_store import StoreWriter, store_path
 
 N = 600
 
@@ -63,8 +63,8 @@ def test_dask_grid_arms_no_joblib_weakref_finaliser(tmp_path: Path, monkeypatch)
     import joblib._dask
     from distributed import Client, LocalCluster
 
-    from classify.benchmark import run_benchmark_on_dask
-    from classify.experiment import experiment_from_dict
+    from classify.config.experiment import experiment_from_dict
+    from classify.run.benchmark import run_benchmark_on_dask
 
     lazily_scattered = []
     original = joblib._dask._WeakKeyDictionary.__setitem__
@@ -81,4 +81,4 @@ def test_dask_grid_arms_no_joblib_weakref_finaliser(tmp_path: Path, monkeypatch)
     assert result.n_computed == 12
     assert lazily_scattered == [], (
         "arguments went through joblib's lazy scatter, arming its racy weakref finaliser: "
-        f"{lazily_scattered}; pre-scatter them (classify.distributed.joblib_backend)")
+        f"{lazily_scattered}; pre-scatter them (classify.run.backends.joblib_backend)")

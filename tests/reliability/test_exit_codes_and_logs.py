@@ -110,7 +110,7 @@ def test_sigint_during_classify_exits_130_and_keeps_finished_cells(tmp_path: Pat
     import signal
     import time
 
-    from pipeline.build import build_manifest
+    from pipeline.dataset.build import build_manifest
     from tests.reliability._cli import experiment, popen
 
     build_manifest("csv", path=write_csv_manifest(tmp_path / "src.csv", text_rows(90)),

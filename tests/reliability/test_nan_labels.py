@@ -54,7 +54,7 @@ def test_only_nan_like_labels_exit_2_naming_the_column(tmp_path: Path, capsys):
 
 
 def test_nan_like_tags_are_no_tags_under_a_label_rule(tmp_path: Path):
-    from pipeline.build import build_manifest
+    from pipeline.dataset.build import build_manifest
 
     src = _source(tmp_path / "src.csv", {"a": "", "b": ""}, tags="NaN")
     with open(src, "a", encoding="utf-8") as fh:

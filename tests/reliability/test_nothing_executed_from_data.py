@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_manifest
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR, ManifestError
 from pipeline.manifest import load_manifest
 from tests.reliability._cli import ROOT, write_csv_manifest

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import build_manifest
 from pipeline.cli import main
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 from tests.reliability._cli import (
     REL_ROWS,
     ROOT,
@@ -156,7 +156,7 @@ def _identity_of_complete_run(tmp_path: Path, manifest: Path) -> str:
 def test_full_disk_during_extract_exits_2_and_the_rerun_completes(tmp_path, monkeypatch, capsys):
     """The third part file hits a full disk (ENOSPC from the write, as the kernel reports it);
     the two parts written before survive and the next run resumes from them."""
-    import pipeline.store as store_module
+    import pipeline.store.feature_store as store_module
 
     art = tmp_path / "art"
     write_csv_manifest(tmp_path / "src.csv", text_rows(N))
@@ -235,7 +235,7 @@ def test_a_write_hdf5_cannot_finish_still_exits_2_without_a_crash(big):
     """Without the check above HDF5 itself hits the limit (EFBIG) mid-merge; h5py cannot close
     such a file and used to crash the process (SIGSEGV) after the error message."""
     art, args = big
-    script = ("import sys, pipeline.store_merge as m, pipeline.cli as c; "
+    script = ("import sys, pipeline.store.merge as m, pipeline.cli as c; "
               "m._preflight = lambda *a, **k: None; sys.argv[1:] = " + repr([str(a) for a in args])
               + "; c.console()")
     proc = _limited([sys.executable, "-c", script], 96_000)

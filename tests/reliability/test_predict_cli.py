@@ -16,7 +16,7 @@ import pytest
 
 from pipeline import cli
 from pipeline.manifest import Manifest, save_manifest
-from pipeline.store import StoreWriter, store_path
+from pipeline.store.feature_store import StoreWriter, store_path
 from tests.classify.conftest import N, toy_labels, write_manifest, write_store
 
 

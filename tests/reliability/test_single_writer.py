@@ -12,7 +12,7 @@ import pytest
 from filelock import FileLock
 
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 from tests.reliability._cli import popen, run
 
 

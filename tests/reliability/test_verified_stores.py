@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import EXIT_OK, EXIT_USER_ERROR
-from pipeline.store import FeatureStore
+from pipeline.store.feature_store import FeatureStore
 from tests.reliability._cli import copy_project, rel_experiment, rel_project
 
 

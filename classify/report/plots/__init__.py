@@ -1,6 +1,6 @@
 """Figures of the analyst report, drawn from frozen result objects only (matplotlib, Agg).
 
-Every function takes result objects of :mod:`classify.results` (nothing is
+Every function takes result objects of :mod:`classify.results.types` (nothing is
 recomputed from features) and returns a :class:`matplotlib.figure.Figure`;
 :func:`figure_to_png` turns it into PNG bytes. Importing this package does not
 import matplotlib.

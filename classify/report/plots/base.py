@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classify.results import CellResult
+from classify.results.types import CellResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

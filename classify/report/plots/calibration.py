@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from classify.calibration import CalibrationSummary
+from classify.analysis.calibration import CalibrationSummary
 from classify.report.plots.base import PALETTE, empty, grid, new_figure, rc
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -29,7 +29,7 @@ from classify.report.plots.base import (
     rc,
     short_labels,
 )
-from classify.results import CellResult
+from classify.results.types import CellResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from classify.report.plots.base import PALETTE, empty, grid, new_figure, rc, short_labels
-from classify.results import AblationResult, CellResult, ShuffleResult
+from classify.results.types import AblationResult, CellResult, ShuffleResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from classify.report.plots.base import new_figure, rc, short_names, text_colour
-from classify.results import ComparisonResult
+from classify.results.types import ComparisonResult
 from pipeline.helpers import format_p
 
 if TYPE_CHECKING:  # pragma: no cover

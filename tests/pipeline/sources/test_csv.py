@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.build import build_manifest
+from pipeline.dataset.build import build_manifest
 from pipeline.manifest import load_manifest
 
 

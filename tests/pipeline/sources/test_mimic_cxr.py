@@ -8,8 +8,8 @@ import logging
 import pandas as pd
 import pytest
 
-from pipeline.build import build_manifest
 from pipeline.cli import main
+from pipeline.dataset.build import build_manifest
 from pipeline.errors import ConfigError
 from pipeline.sources.mimic_cxr import parse_report_sections
 from tests.pipeline.sources.mimic_release import CHEXPERT, Release
@@ -209,7 +209,7 @@ def test_missing_images_are_counted_named_and_kept_or_dropped(mimic_release, tmp
                                                               caplog):
     rel = mimic_release
     # the right root: the two missing images are counted, named and kept (or dropped on request)
-    monkeypatch.setattr("pipeline.image_check.PROGRESS_FROM", 10)
+    monkeypatch.setattr("pipeline.dataset.image_check.PROGRESS_FROM", 10)
     with caplog.at_level(logging.INFO):
         m = _build(rel, tmp_path, label_rule="finding_vs_rest:pneumonia")
     assert "checked" in caplog.text and "images" in caplog.text  # progress on "large" releases

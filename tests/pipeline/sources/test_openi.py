@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.build import build_manifest
+from pipeline.dataset.build import build_manifest
+from pipeline.dataset.phantoms import phantom_file_ok
 from pipeline.manifest import load_manifest
-from pipeline.phantoms import phantom_file_ok
 from pipeline.sources.openi import build_openi
 
 # ----------------------------------------------------------------- OpenI on the real reports

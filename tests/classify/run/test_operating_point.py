@@ -1,0 +1,134 @@
+"""Operating point and calibration: rules, calibrators, summaries, and a leak canary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from classify.analysis.calibration import decision_curve, reliability, summarise_calibration
+from classify.config.experiment import experiment_from_dict
+from classify.run import operating_point as opmod
+from classify.run.benchmark import run_benchmark
+from classify.run.operating_point import (
+    check_rule,
+    choose_threshold,
+    fit_calibrator,
+    threshold_metrics,
+)
+from classify.run.split_plan import make_split_plan
+from pipeline.errors import ConfigError
+from tests.classify import _canary
+from tests.classify.conftest import render_report
+
+Y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
+P = np.array([0.1, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+
+
+def test_threshold_rules():
+    assert check_rule(" Sensitivity = 0.90 ") == "sensitivity=0.9"
+    with pytest.raises(ConfigError, match="max_f1"):
+        check_rule("sensitivity>0.9")
+    # max F1: 0.4 -> tp 5, fp 1, fn 0 -> F1 = 10/11 (best)
+    assert choose_threshold("max_f1", P, Y) == pytest.approx(0.4)
+    # Youden: tpr - fpr is largest (1 - 0.2 = 0.8) at 0.4 and at 0.6 (0.8 - 0); first = highest t
+    assert choose_threshold("youden", P, Y) == pytest.approx(0.6)
+    # the highest threshold that keeps sensitivity >= 0.9 (here: all 5 positives) is 0.4
+    assert choose_threshold("sensitivity=0.9", P, Y) == pytest.approx(0.4)
+    assert choose_threshold("sensitivity=0.6", P, Y) == pytest.approx(0.7)
+    assert choose_threshold("specificity=1.0", P, Y) == pytest.approx(0.6)
+    m = threshold_metrics(Y, P, 0.4)
+    assert (m["op_sensitivity"], m["op_specificity"]) == (1.0, 0.8)
+    assert (m["op_ppv"], m["op_npv"]) == (pytest.approx(5 / 6), 1.0)
+    assert m["op_f1"] == pytest.approx(10 / 11)
+    assert np.isnan(threshold_metrics(Y, P, 0.95)["op_ppv"])  # no positive call
+
+
+def test_calibrators_are_monotone_and_fix_a_shift():
+    rng = np.random.default_rng(0)
+    p_true = rng.uniform(size=4000)
+    y = (rng.uniform(size=4000) < p_true).astype(int)
+    shifted = np.clip(p_true * 0.5 + 0.4, 0, 1)  # over-confident positive probabilities
+    for method in ("sigmoid", "isotonic"):
+        cal = fit_calibrator(method, shifted, y)
+        q = cal(np.sort(shifted))
+        assert np.all(np.diff(q) >= -1e-12)
+        assert reliability(y, cal(shifted))[1] < 0.03 < reliability(y, shifted)[1]
+
+
+def test_reliability_and_decision_curve_by_hand():
+    bins, ece = reliability(Y, P, n_bins=2)
+    # bin [0, .5]: p mean 0.308, 1/6 positive; bin (.5, 1]: p mean 0.75, 4/4 positive
+    assert list(bins["count"]) == [6, 4]
+    assert ece == pytest.approx(0.6 * abs(1 / 6 - P[:6].mean()) + 0.4 * abs(1 - P[6:].mean()))
+    d = decision_curve(Y, P, thresholds=[0.5]).iloc[0]
+    # p >= 0.5: tp 4, fp 1 of 10; weight 1
+    assert d["net_benefit"] == pytest.approx(0.4 - 0.1) and d["treat_all"] == pytest.approx(0.0)
+
+
+def _op_config(toy_project, **over):  # noqa: ANN001, ANN202
+    return toy_project["config"](feature_sets={"image": ["img"]}, fusions=["single"], **over)
+
+
+@pytest.mark.slow  # > 0.9 s: keeps make test-fast under 60 s
+def test_no_section_keeps_keys_and_section_changes_them(toy_project, tmp_path):
+    plain = run_benchmark(experiment_from_dict(_op_config(toy_project)))
+    op = run_benchmark(experiment_from_dict(_op_config(
+        toy_project, operating_point={"rule": "youden", "inner_folds": 2})))
+    assert plain.cells[0].key != op.cells[0].key
+    assert "op_threshold" not in set(plain.cells[0].scores["metric"])
+    s = summarise_calibration(op.cells[0], "abnormal")
+    assert s.rule == "youden" and len(s.thresholds) == 6 and 0 < s.ece < 0.5
+    at = s.operating.set_index("quantity")
+    assert np.isfinite(at.loc["sensitivity", "at_threshold_mean"])
+    assert np.isfinite(at.loc["sensitivity", "argmax_mean"])
+    # argmax metrics are untouched by the operating point (no calibration)
+    for m in ("roc_auc", "accuracy", "brier"):
+        np.testing.assert_allclose(plain.cells[0].metric_values(m), op.cells[0].metric_values(m))
+    paths = render_report(op, tmp_path, comparisons=(), ablation=None)
+    section = paths["html"].read_text().split('id="calibration"')[1].split("</section>")[0]
+    assert "Operating point of image/single/smote/logistic (rule: youden)" in section
+    assert 'id="fig-reliability"' in section and 'id="fig-decision-curve"' in section
+    assert len(pd.read_csv(paths["csv_dir"] / "thresholds.csv")) == 6
+
+
+def test_threshold_and_calibration_never_see_a_test_row(toy_project, monkeypatch):
+    seen: list[tuple[str, int]] = []
+    real_choose, real_fit = opmod.choose_threshold, opmod.fit_calibrator
+
+    def choose(rule, p, y):  # noqa: ANN001, ANN202
+        seen.append(("threshold", len(p)))
+        return real_choose(rule, p, y)
+
+    def fit(method, p, y):  # noqa: ANN001, ANN202
+        seen.append(("calibrator", len(p)))
+        return real_fit(method, p, y)
+
+    monkeypatch.setattr(opmod, "choose_threshold", choose)
+    monkeypatch.setattr(opmod, "fit_calibrator", fit)
+    _canary.RECORDS.clear()
+    exp = experiment_from_dict(toy_project["config"](
+        feature_sets={"image": ["img"]}, fusions=["leak_canary"], samplers=["smote"],
+        operating_point={"rule": "sensitivity=0.9", "inner_folds": 3,
+                         "calibration": "isotonic"}))
+    res = run_benchmark(exp, n_jobs=1)
+    plan = make_split_plan(np.asarray(toy_project["ids"]),
+                           np.where(toy_project["y"], "abnormal", "normal"),
+                           [f"p{i // 2:03d}" for i in range(len(toy_project["ids"]))],
+                           n_folds=3, n_repeats=2, seed=0)
+    assert plan.hash == res.split.hash
+    splits = [(train, test) for _, _, train, test in plan.splits()]
+    n = _canary.check_records(_canary.RECORDS, splits)
+    assert n >= len(splits) * (2 + 3 * 3)  # outer fit+predict and 3 inner fits/predicts
+    train_sizes = [len(train) for train, _ in splits]
+    assert [k for k, _ in seen] == ["calibrator", "threshold"] * len(splits)
+    assert [m for _, m in seen] == [s for s in train_sizes for _ in range(2)]
+
+
+def test_operating_point_needs_binary_and_valid_settings(toy_project):
+    with pytest.raises(ConfigError, match="operating_point.calibration 'platt'"):
+        experiment_from_dict(_op_config(toy_project, operating_point={"calibration": "platt"}))
+    with pytest.raises(ConfigError, match="inner_folds must be an integer >= 2"):
+        experiment_from_dict(_op_config(toy_project, operating_point={"inner_folds": 1}))
+    with pytest.raises(ConfigError, match="unknown key operating_point.rules"):
+        experiment_from_dict(_op_config(toy_project, operating_point={"rules": "youden"}))
