@@ -20,7 +20,7 @@ FLOORS = {"classify.report": 4, "classify.bundle": 4, "classify.analysis": 3, "c
 SAME_FLOOR_OK = {("classify.models", "classify.results")}
 CLI_LAYER = ("pipeline.cli", "pipeline.commands", "pipeline.api", "pipeline.__main__")
 MAX_LINES = 500
-MAX_MODULES_PER_FOLDER = 12
+MAX_MODULES_PER_FOLDER = 12  # not counting __init__.py
 
 
 def _modules() -> dict[str, Path]:
@@ -143,7 +143,8 @@ def test_modules_and_folders_stay_small():
     mods = _modules()
     long = {str(p.relative_to(ROOT)): n for p in mods.values()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    per_folder = Counter(str(p.parent.relative_to(ROOT)) for p in mods.values())
+    per_folder = Counter(str(p.parent.relative_to(ROOT)) for p in mods.values()
+                         if p.name != "__init__.py")
     crowded = {k: v for k, v in per_folder.items() if v > MAX_MODULES_PER_FOLDER}
     assert long == {}, f"modules over {MAX_LINES} lines"
     assert crowded == {}, f"folders over {MAX_MODULES_PER_FOLDER} modules"
