@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from classify.analysis.answer.names import CLASSIFIER_WORDS, data_words, reader_names
+from classify.analysis.answer.names import data_words, reader_names
 from classify.analysis.block_subsets import full_cells, partners
 from classify.analysis.stats import (
     DECISION_PROBABILITY,
