@@ -10,6 +10,7 @@ dispatcher passes ``out`` (one call per block of text), so what a verb shows can
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -144,7 +145,13 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
-    if result.dry_run or not result.cells:
+    if result.dry_run:
+        from classify.run.time_estimate import estimate_times
+
+        n_jobs = args.n_jobs or experiment.n_jobs or 1
+        out(render_benchmark(result, estimate_times(result.planned, result.results_dir),
+                             n_jobs=n_jobs if n_jobs > 0 else os.cpu_count() or 1))
+    elif not result.cells:
         out(render_benchmark(result))
     else:
         eq = experiment.equivalence

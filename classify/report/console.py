@@ -13,7 +13,7 @@ import math
 import re
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from classify.analysis.equivalence import Equivalence
 from classify.analysis.tuning_summary import TuningSummary
 from classify.results.metrics import COLUMN_TITLES, HEADLINE
 from classify.results.types import AblationResult, BenchmarkResult, ComparisonResult, ShuffleResult
+from classify.run.time_estimate import TimeEstimate
 from pipeline.helpers import format_p, text_table
 
 
@@ -205,15 +206,34 @@ def tuning_table(t: TuningSummary | None) -> str:
     return main + "\n\n" + spread
 
 
-def plan_table(result: BenchmarkResult) -> str:
-    """What a (dry) run computes or reuses, and why."""
+def plan_table(result: BenchmarkResult, estimates: Mapping[str, TimeEstimate] | None = None,
+               n_jobs: int = 1) -> str:
+    """What a (dry) run computes or reuses, and why; with ``estimates`` (cell key ->
+    :class:`~classify.run.time_estimate.TimeEstimate`) the fit time each cell will take and
+    the wall time of the run on ``n_jobs`` parallel fits."""
     n = sum(p.action == "compute" for p in result.planned)
     s = result.split
     splits = f" x {s.n_folds * s.n_repeats} splits" if s is not None else ""
-    return text_table(["cell", "key", "action", "reason"],
-                      [[p.spec.label, p.key, p.action, p.reason] for p in result.planned],
-                      title=f"{result.experiment}: {n} of {len(result.planned)} cells to "
-                            f"compute{splits}")
+    est = estimates or {}
+    rows = []
+    for p in result.planned:
+        e = est.get(p.key)
+        time_text = ("-" if p.action != "compute" else
+                     f"~{e.seconds:.0f} s ({e.basis})" if e is not None else "no similar cell stored")
+        rows.append([p.spec.label, p.key, p.action, p.reason] + ([time_text] if estimates is not None
+                                                                   else []))
+    notes = []
+    if estimates is not None and n:
+        total = sum(e.seconds for e in est.values())
+        missing = n - len(est)
+        notes.append(f"estimated fit time {total:.0f} s, about {total / max(1, n_jobs) / 60:.1f} "
+                     f"min wall on {n_jobs} parallel fit(s)"
+                     + (f"; {missing} cell(s) without an estimate" if missing else "")
+                     + " (from the stored cells' timings, same data set)")
+    return text_table(["cell", "key", "action", "reason"] + (["fit time, all splits"]
+                                                               if estimates is not None else []),
+                      rows, title=f"{result.experiment}: {n} of {len(result.planned)} cells to "
+                                  f"compute{splits}", notes=notes)
 
 
 def data_notes(result: BenchmarkResult) -> str:
@@ -235,11 +255,13 @@ def cell_notes(result: BenchmarkResult) -> str:
     return "\n".join(["Cell notes (also in the report's warnings):", *lines]) if lines else ""
 
 
-def render_benchmark(result: BenchmarkResult) -> str:
-    """What ``pipeline classify`` prints: the plan for a dry run, else the headline table."""
+def render_benchmark(result: BenchmarkResult,
+                     estimates: Mapping[str, TimeEstimate] | None = None, n_jobs: int = 1) -> str:
+    """What ``pipeline classify`` prints: the plan for a dry run (with time ``estimates``),
+    else the headline table."""
     parts = [data_notes(result)]
     if result.dry_run:
-        parts.append(plan_table(result))
+        parts.append(plan_table(result, estimates, n_jobs))
         parts += [f"* {w}" for w in result.warnings]
     else:
         parts.append(headline_table(result))
