@@ -87,7 +87,7 @@ details.sec>summary{list-style:none;margin:0}details.sec>summary h2{display:inli
 border:0;padding:0}details.sec>summary::before{content:"\\25B8  ";color:var(--accent)}
 details.sec[open]>summary::before{content:"\\25BE  "}
 #answer .callout{font-size:14.5px;background:#e3f0fb;margin-top:2px}#answer h3{margin:14px 0 2px}
-.callout.strong{background:var(--warn-bg);border-left:5px solid var(--warn-line)}
+.callout.strong,#answer .callout.strong{background:var(--warn-bg);border-left:5px solid var(--warn-line)}
 @media print{nav{display:none}details.sec>summary::before{content:""}}
 footer{text-align:center;color:var(--muted);font-size:12px;padding:10px}
 """
