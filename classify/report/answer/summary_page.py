@@ -12,6 +12,7 @@ from classify.analysis.analyse import Analysis
 from classify.analysis.answer import QUESTIONS
 from classify.analysis.answer.positive import POSITIVE_METRICS, TITLES
 from classify.report.answer.blocks import caveats
+from classify.report.console import label_words
 
 e = html.escape
 
@@ -45,7 +46,7 @@ def render_summary_html(analysis: Analysis, *, generated: str) -> str:
     data = [f"Data set <b>{e(b.dataset)}</b>: {d.n_samples} samples"
             + (f" from {b.split.n_groups} patients" if b.split is not None else "")
             + f"; classes {e(', '.join(f'{k} {v}' for k, v in d.class_counts.items()))}.",
-            f"Labels: {e(b.label_rule)}"
+            f"Labels: {e(label_words(b.label_rule))}"
             + (f" (source: {e(analysis.label_source)})" if analysis.label_source else "") + ".",
             f"Features: {e(stores)}."]
     if pos is not None:

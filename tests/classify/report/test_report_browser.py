@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(
 def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--disable-background-networking", "--disable-component-update", "--no-first-run",
          f"--user-data-dir={tmp / 'profile'}", *args],
         capture_output=True, text=True, timeout=120, check=True)
 
