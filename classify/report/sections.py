@@ -104,7 +104,9 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
 
     summary: list[Block] = [KeyValues(tuple(summary_items(b)))]
     if analysis.equivalence is not None:
-        summary += [Callout(choice_sentence(analysis)), T.equivalence_table(analysis.equivalence)]
+        names = dict(analysis.answer.names) if analysis.answer is not None else {}
+        summary += [Callout(choice_sentence(analysis)),
+                    T.equivalence_table(analysis.equivalence, names)]
     summary += [Callout(ceiling_sentence(analysis), strong=analysis.leakage.flagged),
                 T.leakage_table(analysis.leakage, analysis.label_source)]
     warnings = WarningList(analysis.warnings)
