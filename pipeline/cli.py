@@ -40,7 +40,8 @@ ARTIFACTS = Path("artifacts")
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", type=Path, default=ARTIFACTS, help="output root (default: artifacts)")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging on the console; classify: every table, not just the answer")
 
 
 def _n_jobs(text: str) -> int:

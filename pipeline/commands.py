@@ -10,6 +10,7 @@ dispatcher passes ``out`` (one call per block of text), so what a verb shows can
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -127,42 +128,61 @@ def cmd_tabular(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_classify(args: argparse.Namespace, out: Output) -> int:
     from classify.analysis.ablation import ablation_table
-    from classify.analysis.analyse import best_and_equivalent, calibration_of, tuning_of
+    from classify.analysis.analyse import answer_of, best_and_equivalent, calibration_of, tuning_of
+    from classify.analysis.answer import positive_class_summary
     from classify.analysis.stats import compare_within_feature_sets
     from classify.config.experiment import load_experiment
     from classify.report.console import ablation_table as render_ablation
     from classify.report.console import (
+        answer_text,
         choice_summary,
         comparison_table,
         render_benchmark,
+        render_classify_summary,
         tuning_table,
     )
     from classify.run.benchmark import run_benchmark
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
-    out(render_benchmark(result))
-    if not result.dry_run and result.cells:
-        eq = experiment.equivalence
-        for comparison in compare_within_feature_sets(
-                result, args.metric, rope=eq.rope_for(args.metric),
-                decision_probability=eq.decision_probability):
-            out("\n" + comparison_table(comparison))
-        ablation = ablation_table(result)
-        out("\n" + render_ablation(ablation, args.metric))
-        if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
-            from classify.analysis.block_subsets import render_subset_ablation
+    if result.dry_run:
+        from classify.run.time_estimate import estimate_times
 
-            out("\n" + render_subset_ablation(ablation.subsets, args.metric,
-                                                 result.split.test_train_ratio))
+        n_jobs = args.n_jobs or experiment.n_jobs or 1
+        out(render_benchmark(result, estimate_times(result.planned, result.results_dir),
+                             n_jobs=n_jobs if n_jobs > 0 else os.cpu_count() or 1))
+    elif not result.cells:
+        out(render_benchmark(result))
+    else:
+        eq = experiment.equivalence
+        answer = answer_of(result, args.metric, config=eq)
         best = best_and_equivalent(result, args.metric, eq)
         calibration = calibration_of(result, [best.best]) if best is not None else ()
-        tuned = tuning_table(tuning_of(result, args.metric, eq))
-        if tuned:
-            out("\n" + tuned)
-        summary = choice_summary(best, calibration[0] if calibration else None)
-        if summary:
-            out("\n" + summary)
+        names = dict(answer.names) if answer is not None else {}
+        summary = choice_summary(best, calibration[0] if calibration else None, names=names,
+                                 brief=not args.verbose)
+        if not args.verbose:  # the answer, a short leaderboard, each warning once
+            out(render_classify_summary(result, answer, positive_class_summary(result),
+                                        metric=args.metric, choice=summary))
+        else:
+            out(render_benchmark(result))
+            for comparison in compare_within_feature_sets(
+                    result, args.metric, rope=eq.rope_for(args.metric),
+                    decision_probability=eq.decision_probability):
+                out("\n" + comparison_table(comparison))
+            ablation = ablation_table(result)
+            out("\n" + render_ablation(ablation, args.metric))
+            if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
+                from classify.analysis.block_subsets import render_subset_ablation
+
+                out("\n" + render_subset_ablation(ablation.subsets, args.metric,
+                                                     result.split.test_train_ratio))
+            tuned = tuning_table(tuning_of(result, args.metric, eq))
+            if tuned:
+                out("\n" + tuned)
+            if summary:
+                out("\n" + summary)
+            out("\n" + answer_text(answer, table=True))
     if experiment.imbalance is not None and not args.dry_run:
         from classify.analysis.prevalence_sweep import render_sweep, run_prevalence_sweep
 

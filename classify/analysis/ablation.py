@@ -100,7 +100,8 @@ def ablation_table(
         if c.attention is not None and len(c.attention):
             g = c.attention.groupby(["store", "modality"], sort=False)["weight"].mean()
             for (store, mod), w in g.items():
-                att_rows.append(dict(classifier=c.spec.classifier, cell=c.label, store=store,
+                att_rows.append(dict(classifier=c.spec.classifier, sampler=c.spec.sampler,
+                                     cell=c.label, store=store,
                                      modality=mod, weight=float(w)))
     shown = [c for c in result.cells
              if classifiers is None or c.spec.classifier in classifiers]
@@ -113,7 +114,8 @@ def ablation_table(
         order = {v: i for i, v in enumerate(sorted(set(table["variant"]), key=_variant_key))}
         table = table.assign(_o=table["variant"].map(order)).sort_values(
             ["classifier", "sampler", "_o", "cell", "metric"], kind="stable").drop(columns="_o")
-    att = pd.DataFrame(att_rows, columns=["classifier", "cell", "store", "modality", "weight"])
+    att = pd.DataFrame(att_rows, columns=["classifier", "sampler", "cell", "store", "modality",
+                                          "weight"])
     subsets = subset_ablation(dataclasses.replace(result, cells=tuple(shown)), metrics).table
     return AblationResult(metrics=tuple(metrics), table=table.reset_index(drop=True),
                           attention_weights=att, warnings=tuple(warnings), subsets=subsets)

@@ -17,6 +17,12 @@ import numpy as np
 import pandas as pd
 
 from classify.analysis.ablation import ablation_table
+from classify.analysis.answer import (
+    Answer,
+    PositiveClassSummary,
+    answer_questions,
+    positive_class_summary,
+)
 from classify.analysis.calibration import CalibrationSummary, summarise_calibration
 from classify.analysis.cell_summary import (
     FeatureSetSummary,
@@ -100,6 +106,10 @@ class Analysis:
     prevalence: PrevalenceSweep | None = None
     #: label-term audit of the manifest's indications when a pre-read text store is used
     indication_audit: TermAudit | None = None
+    #: the planned comparisons answering the experiment's questions (report and console lead)
+    answer: Answer | None = None
+    #: positive-class headline metrics (binary tasks only)
+    positive: PositiveClassSummary | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
@@ -189,7 +199,18 @@ def analyse_benchmark(
         equivalence=best_and_equivalent(benchmark, primary, equivalence),
         calibration=calibration_of(benchmark, best_by_feature_set(benchmark.cells, primary)),
         tuning=tuning_of(benchmark, primary, equivalence),
+        answer=answer_of(benchmark, primary, alpha, equivalence),
+        positive=positive_class_summary(benchmark),
     )
+
+
+def answer_of(benchmark: BenchmarkResult, metric: str, alpha: float = 0.05,
+              config: EquivalenceConfig = DEFAULT_EQUIVALENCE) -> Answer | None:
+    """The planned comparisons of ``benchmark`` on ``metric`` (None without computed cells)."""
+    if benchmark.dry_run or not benchmark.cells:
+        return None
+    return answer_questions(benchmark, metric, rope=config.rope_for(metric), alpha=alpha,
+                            decision_probability=config.decision_probability)
 
 
 def tuning_of(benchmark: BenchmarkResult, metric: str,

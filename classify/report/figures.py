@@ -13,6 +13,9 @@ from classify.report.model import RenderedFigure
 #: Cells shown in the confusion-matrix figure before falling back to the best per feature set.
 MAX_CONFUSION = 12
 
+#: Cells of a p-value heat map (the best by average rank); all pairs are in the tables' CSV.
+MAX_HEATMAP_CELLS = 10
+
 #: Stable element id -> description of every report figure.
 FIGURE_IDS: Mapping[str, str] = {
     "fig-roc": "ROC curves",
@@ -82,7 +85,7 @@ def render_figures(analysis: Analysis) -> dict[str, list[RenderedFigure]]:
         add(f"cmp{i}", f"fig-pvalues{sfx}", "Pairwise p-values",
             "Nadeau-Bengio corrected t-test (headline; raw and Holm-adjusted) and Holm-adjusted "
             "Wilcoxon signed-rank p-values. Grey = not computed.",
-            plots.plot_pvalue_heatmaps(cmp))
+            plots.plot_pvalue_heatmaps(cmp, max_cells=MAX_HEATMAP_CELLS))
     if ablation is not None and not ablation.table.empty:
         add("modality", "fig-ablation", "Modality ablation",
             "Single-modality vs fused cells per classifier (mean ± std over splits).",

@@ -22,8 +22,11 @@ from classify.report.model import (
     WarningList,
 )
 
-#: Tables with more rows are collapsed (<details>) in the HTML report.
+#: Tables with more rows show only their first TOP_ROWS rows and link to their CSV file.
 COLLAPSE_ROWS = 30
+TOP_ROWS = 12
+#: Sections shown open; every other section is collapsed (<details>) under its title.
+LEAD_SECTIONS = ("answer", "summary", "warnings")
 
 _CSS = """
 :root{--ink:#1f2933;--muted:#616e7c;--line:#d9e2ec;--accent:#2f5d8a;--bg:#f5f7fa;
@@ -80,6 +83,12 @@ pre{background:#f0f4f8;border:1px solid var(--line);border-radius:4px;padding:12
 font-size:12px;line-height:1.4}
 .callout{background:#f0f4f8;border-radius:6px;padding:10px 14px;margin:10px 0}
 details summary{cursor:pointer;color:var(--accent);font-size:12.5px;margin:4px 0}
+details.sec>summary{list-style:none;margin:0}details.sec>summary h2{display:inline-block;margin:0;
+border:0;padding:0}details.sec>summary::before{content:"\\25B8  ";color:var(--accent)}
+details.sec[open]>summary::before{content:"\\25BE  "}
+#answer .callout{font-size:14.5px;background:#e3f0fb;margin-top:2px}#answer h3{margin:14px 0 2px}
+.callout.strong,#answer .callout.strong{background:var(--warn-bg);border-left:5px solid var(--warn-line)}
+@media print{nav{display:none}details.sec>summary::before{content:""}}
 footer{text-align:center;color:var(--muted);font-size:12px;padding:10px}
 """
 
@@ -91,7 +100,8 @@ def table_to_html(t: Table) -> str:
     head = "".join(f'<th class="{"num" if i >= t.numeric_from else "txt"}">{e(c)}</th>'
                    for i, c in enumerate(t.columns))
     body = []
-    for row in t.rows:
+    shown = t.rows if len(t.rows) <= COLLAPSE_ROWS else t.rows[:TOP_ROWS]
+    for row in shown:
         tds = []
         for i, c in enumerate(row):
             cls = ["num" if i >= t.numeric_from else "txt"] + (["best"] if c.bold else [])
@@ -104,7 +114,8 @@ def table_to_html(t: Table) -> str:
     table = (f'<div class="table-scroll"><table><thead><tr>{head}</tr></thead><tbody>'
              f'{"".join(body)}</tbody></table></div>')
     if len(t.rows) > COLLAPSE_ROWS:
-        table = f"<details><summary>Show all {len(t.rows)} rows</summary>{table}</details>"
+        table += (f'<p class="muted">First {TOP_ROWS} of {len(t.rows)} rows; all rows in '
+                  f'<a href="tables/{e(t.name)}.csv">tables/{e(t.name)}.csv</a>.</p>')
     return (f'<div class="table-block" id="tab-{e(t.name)}"><div class="table-title">{e(t.title)}'
             f"</div>{table}" + (f'<ul class="notes">{notes}</ul>' if notes else "") + "</div>")
 
@@ -127,7 +138,7 @@ def block_to_html(b: Block) -> str:
         kv = "".join(f'<div class="kv"><b>{e(k)}</b>{e(v)}</div>' for k, v in b.items)
         return f'<div class="grid2">{kv}</div>'
     if isinstance(b, Callout):
-        return f'<div class="callout">{e(b.text)}</div>'
+        return f'<div class="callout{" strong" if b.strong else ""}">{e(b.text)}</div>'
     if isinstance(b, Paragraph):
         return f'<p class="muted">{e(b.text)}</p>' if b.muted else f"<p>{e(b.text)}</p>"
     if isinstance(b, Heading):
@@ -143,9 +154,13 @@ def block_to_html(b: Block) -> str:
 
 
 def section_to_html(s: Section) -> str:
+    """A section; the lead sections (:data:`LEAD_SECTIONS`) open, the others collapsed."""
     cls = {"warnings": ' class="warnbox"', "warnings-ok": ' class="warnbox ok"'}.get(s.kind, "")
-    return (f'<section id="{e(s.id)}"{cls}><h2>{e(s.title)}</h2>'
-            + "".join(block_to_html(b) for b in s.blocks) + "</section>")
+    inner = "".join(block_to_html(b) for b in s.blocks)
+    if s.id in LEAD_SECTIONS:
+        return f'<section id="{e(s.id)}"{cls}><h2>{e(s.title)}</h2>{inner}</section>'
+    return (f'<section id="{e(s.id)}"{cls}><details class="sec"><summary><h2>{e(s.title)}</h2>'
+            f"</summary>{inner}</details></section>")
 
 
 def render_html(doc: Document) -> str:

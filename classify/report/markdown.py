@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from classify.report.html import COLLAPSE_ROWS, TOP_ROWS
 from classify.report.model import (
     Block,
     Callout,
@@ -34,13 +35,17 @@ def table_to_markdown(t: Table) -> str:
     sep = "|" + "|".join(":---" if i < t.numeric_from else "---:"
                          for i in range(len(t.columns))) + "|"
     body = []
-    for row in t.rows:
+    shown = t.rows if len(t.rows) <= COLLAPSE_ROWS else t.rows[:TOP_ROWS]
+    for row in shown:
         cells = []
         for c in row:
             txt = md_escape(c.text) + (f" ({md_escape(c.sub)})" if c.sub else "")
             cells.append(f"**{txt}**" if c.bold else txt)
         body.append("| " + " | ".join(cells) + " |")
     out = [f"**{md_escape(t.title)}**", "", head, sep, *body]
+    if len(t.rows) > len(shown):
+        out += ["", f"_First {len(shown)} of {len(t.rows)} rows; all rows in "
+                    f"[tables/{md_escape(t.name)}.csv](tables/{md_escape(t.name)}.csv)._"]
     if t.notes:
         out += [""] + [f"> {md_escape(n)}  " for n in t.notes]
     return "\n".join(out) + "\n"

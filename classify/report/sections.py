@@ -13,6 +13,7 @@ from typing import Any
 from classify.analysis.analyse import Analysis
 from classify.report import modalities as M
 from classify.report import tables as T
+from classify.report.answer import answer_blocks
 from classify.report.model import (
     Block,
     Callout,
@@ -53,11 +54,15 @@ def choice_sentence(analysis: Analysis) -> str:
     e = analysis.equivalence
     if e is None:
         return ""
-    text = (f"Best cell on {e.metric}: {e.best} ({e.best_mean:.3f}). Practically equivalent to "
-            f"it (|difference| <= {e.rope:g} with posterior probability >= "
-            f"{e.decision_probability:g}): " + (", ".join(e.equivalent) or "none") + ".")
+    names = dict(analysis.answer.names) if analysis.answer is not None else {}
+    text = (f"Best cell on {e.metric}: {names.get(e.best, e.best)} ({e.best_mean:.3f}). "
+            f"Practically equivalent to it (|difference| <= {e.rope:g} with posterior "
+            f"probability >= {e.decision_probability:g}): "
+            + ("; ".join(names.get(c, c) for c in e.equivalent) or "none") + ".")
     if e.undecided:
-        text += f" Undecided: {', '.join(e.undecided)}."
+        text += (f" Undecided: {len(e.undecided)} cell(s) (in the table below)."
+                 if len(e.undecided) > 3 else
+                 f" Undecided: {'; '.join(names.get(c, c) for c in e.undecided)}.")
     return text
 
 
@@ -99,7 +104,9 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
 
     summary: list[Block] = [KeyValues(tuple(summary_items(b)))]
     if analysis.equivalence is not None:
-        summary += [Callout(choice_sentence(analysis)), T.equivalence_table(analysis.equivalence)]
+        names = dict(analysis.answer.names) if analysis.answer is not None else {}
+        summary += [Callout(choice_sentence(analysis)),
+                    T.equivalence_table(analysis.equivalence, names)]
     summary += [Callout(ceiling_sentence(analysis), strong=analysis.leakage.flagged),
                 T.leakage_table(analysis.leakage, analysis.label_source)]
     warnings = WarningList(analysis.warnings)
@@ -149,6 +156,7 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
         subtitle=f"Chest X-ray + report feature benchmark · generated {generated}",
         chips=tuple(chips), generated=generated,
         sections=(
+            Section("answer", "Answer", "Answer", tuple(answer_blocks(analysis))),
             Section("summary", "Summary", "Summary", tuple(summary)),
             Section("warnings", "Warnings", f"Warnings ({len(analysis.warnings)})"
                     if analysis.warnings else "Warnings", (warnings,),

@@ -139,16 +139,19 @@ def comparison_table(cmp: ComparisonResult, index: int) -> Table:
                  numeric_from=2)
 
 
-def equivalence_table(e: Equivalence) -> Table:
-    """Every cell against the best one: posterior probabilities and the verdict."""
-    rows = tuple((TCell(str(r["cell"])), TCell(fmt(r["mean"])),
+def equivalence_table(e: Equivalence, names: dict[str, str] | None = None) -> Table:
+    """Every cell against the best one: posterior probabilities and the verdict (cells named
+    by ``names`` where given; the CSV keeps the labels)."""
+    n = names or {}
+    rows = tuple((TCell(n.get(str(r["cell"]), str(r["cell"]))), TCell(fmt(r["mean"])),
                   TCell(f"{float(r['diff_vs_best']):+.4f}"), TCell(fmt(r["p_best_better"])),
                   TCell(fmt(r["p_equivalent"])), TCell(fmt(r["p_other_better"])),
                   TCell(str(r["verdict"]), bold=r["verdict"] == "equivalent"),
                   TCell(format_p(r["nb_p_holm"])))
                  for _, r in e.table.iterrows())
     return Table(name=f"equivalence-{slug(e.metric)}",
-                 title=f"Cells against the best one on {e.metric} ({e.best}, {e.best_mean:.3f})",
+                 title=f"Cells against the best one on {e.metric} ({n.get(e.best, e.best)}, "
+                       f"{e.best_mean:.3f})",
                  columns=("Cell", "Mean", "− best", "P(best better)", "P(equivalent)",
                           "P(cell better)", "Verdict", "NB p (Holm)"),
                  rows=rows, raw=e.table.assign(best=e.best, rope=e.rope,

@@ -2,7 +2,10 @@
 
 Layout of ``<out_dir>/<experiment>/``::
 
-    report.html      everything, images embedded as base64 PNG data URIs, inline CSS
+    report.html      everything, images embedded as base64 PNG data URIs, inline CSS; the
+                     Answer first, the details collapsed
+    summary.html     one print-friendly page for a clinician (question, data, answer, chosen
+                     model's operating point, caveats)
     report.md        the same sections in Markdown; figures linked from figures/
     figures/*.png    the figures (for the Markdown report and slides)
     tables/*.csv     one CSV per table (numbers unformatted: mean, std, CI bounds)
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.analysis.analyse import Analysis
+from classify.report.answer import render_summary_html
 from classify.report.exports import table_to_csv, table_to_latex
 from classify.report.figures import render_figures
 from classify.report.html import render_html
@@ -64,7 +68,7 @@ def write_report(analysis: Analysis, out_dir: Path, *, experiment_text: str | No
             ``command``, ``manifest``, ``versions`` to override the detected versions).
 
     Returns:
-        ``{"html", "markdown", "csv_dir", "latex_dir", "figures_dir"}`` paths.
+        ``{"html", "summary", "markdown", "csv_dir", "latex_dir", "figures_dir"}`` paths.
     """
     prov = dict(provenance or {})
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -80,7 +84,8 @@ def write_report(analysis: Analysis, out_dir: Path, *, experiment_text: str | No
     _sync_dir(fig_dir, {f"{f.id}.png": f.png for f in doc.figures()}, "*.png")
     md = atomic_write(root / "report.md", render_markdown(doc, "figures"))
     page = atomic_write(root / "report.html", render_html(doc))
+    summary = atomic_write(root / "summary.html", render_summary_html(analysis, generated=generated))
     log.info("report written: %s (%d tables, %d figures, %d warnings)", page, len(tables),
              len(doc.figures()), len(analysis.warnings))
-    return {"html": page, "markdown": md, "csv_dir": csv_dir, "latex_dir": latex_dir,
-            "figures_dir": fig_dir}
+    return {"html": page, "summary": summary, "markdown": md, "csv_dir": csv_dir,
+            "latex_dir": latex_dir, "figures_dir": fig_dir}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,6 +33,38 @@ from pipeline.errors import ConfigError
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install -c constraints.txt 'cxr-fusion-pipeline[dask]'"
+
+#: The start of the UserWarning joblib's process pool (loky) gives when it replaces a worker.
+WORKER_RESTART = "A worker stopped while some jobs were given to the executor"
+
+
+@contextlib.contextmanager
+def explained_worker_restarts() -> Iterator[list[str]]:
+    """Turn joblib's "A worker stopped while some jobs were given to the executor" UserWarning
+    into one INFO line that says what happened; yields the list of explanations logged.
+
+    joblib's local process pool (loky) checks each worker's memory between tasks and shuts a
+    worker down once it has grown by more than 300 MB since its first task (loky's leak guard,
+    ``_MAX_MEMORY_LEAK_SIZE``); fitting gradient boosting or the attention fusion on a few
+    thousand samples gets there. loky starts a new worker and hands it the queued tasks, so
+    no task is lost and results are unchanged, but with tasks queued it warns as above. Every
+    other warning raised inside the context is re-issued once when it ends.
+    """
+    explained: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield explained
+    restarts = [w for w in caught if str(w.message).startswith(WORKER_RESTART)]
+    others = {(w.category, str(w.message)): w for w in caught
+              if not str(w.message).startswith(WORKER_RESTART)}
+    for w in others.values():  # each once, as the default filter would show them
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    if restarts:
+        explained.append(
+            f"joblib replaced a worker process {len(restarts)} time(s): its memory had grown by "
+            "more than 300 MB (loky's leak guard); the queued tasks went to a new worker, "
+            "nothing was lost")
+        log.info("%s", explained[-1])
 
 
 def _distributed() -> Any:

@@ -45,6 +45,7 @@ from classify.results.types import (
     PlannedCell,
     cell_key,
 )
+from classify.run.backends import explained_worker_restarts, joblib_backend
 from classify.run.cell_task import assemble_cell
 from classify.run.feature_sets import FeatureSet, blocks_spec, build_feature_set, tables_spec
 from classify.run.leakage import ceiling_warning, pretraining_warnings
@@ -351,9 +352,8 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     inline = (lambda a: a.tolist()) if scheduler is not None else (lambda a: a)
     with contextlib.ExitStack() as stack:
         if scheduler is not None and tasks:
-            from classify.run.backends import joblib_backend
-
             stack.enter_context(joblib_backend(scheduler, scatter=[fs.X, fs.y, fs.groups]))
+        stack.enter_context(explained_worker_restarts())
         gen = Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(run_split_group)(
                 [p.spec for p in g], inline(layouts[g[0].key][0]), layouts[g[0].key][1], fs.X,

@@ -59,6 +59,10 @@ class SplitPlan:
 
 
 def _slug(text: str) -> str:
+    # a CSV manifest has no label rule (its labels are the label column): its rule id was
+    # "manifest:None", naming plans "manifest-None__..."; the plan's content and hash (and so
+    # the cell keys) do not depend on this name
+    text = re.sub(r":None$", ":label", text)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "label"
 
 

@@ -110,11 +110,16 @@ def pmatrix(pairwise: pd.DataFrame, cells: Sequence[str], column: str) -> np.nda
     return m
 
 
-def plot_pvalue_heatmaps(comparison: ComparisonResult) -> Figure:
-    """Pairwise p-values: Nadeau-Bengio corrected t-test (headline) and Holm-adjusted Wilcoxon."""
+def plot_pvalue_heatmaps(comparison: ComparisonResult, max_cells: int | None = None) -> Figure:
+    """Pairwise p-values: Nadeau-Bengio corrected t-test (headline) and Holm-adjusted Wilcoxon;
+    with ``max_cells``, only that many cells with the best average rank (a 95-cell matrix is
+    unreadable; every pair is in the comparison's CSV table)."""
     from matplotlib.colors import LogNorm
 
     cells = list(comparison.cells)
+    limited = max_cells is not None and len(cells) > max_cells
+    if limited:
+        cells = list(comparison.average_ranks.index[:max_cells])
     n = len(cells)
     short = short_names(cells)
     panels = [("nb_p", "Nadeau-Bengio corrected t-test p (headline)"),
@@ -151,7 +156,9 @@ def plot_pvalue_heatmaps(comparison: ComparisonResult) -> Figure:
         note = ("* p < alpha; grey = not computed (Wilcoxon is refused when the smallest "
                 f"attainable p = {format_p(comparison.min_wilcoxon_p)} exceeds alpha = "
                 f"{comparison.alpha})")
+        top = (f" — the {n} best of {len(comparison.cells)} cells by average rank"
+               if limited else "")
         fig.suptitle(f"Pairwise tests on {comparison.metric} over {comparison.n_splits} paired "
-                     f"splits\n{note}", fontsize=10)
+                     f"splits{top}\n{note}", fontsize=10)
     return fig
 

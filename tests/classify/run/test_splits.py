@@ -60,3 +60,13 @@ def test_infeasible_designs_name_the_real_cause_not_an_impossible_fold_count():
         make_split_plan(ids, labels, groups, n_folds=3)
     assert "'pos': 1 group" in str(exc.value) and "No cv.folds value can help" in str(exc.value)
     assert "<= 1" not in str(exc.value)
+
+
+def test_csv_manifest_plan_is_not_named_none(tmp_path):
+    ids, labels, groups = _design()
+    plan = make_split_plan(ids, labels, groups, n_folds=3, n_repeats=1, splits_dir=tmp_path,
+                           label_rule="manifest:None")
+    assert plan.info.path.name.startswith("manifest-label__")
+    named = make_split_plan(ids, labels, groups, n_folds=3, n_repeats=1,
+                            splits_dir=tmp_path / "b", label_rule="manifest:normal_vs_abnormal")
+    assert named.hash == plan.hash  # the name never enters the plan's hash (nor the cell keys)
