@@ -335,7 +335,11 @@ def leaderboard(result: BenchmarkResult, names: dict[str, str] | None = None,
 
 def _first_sentence(text: str, width: int = 160) -> str:
     first = re.split(r"(?<=[.;])\s", text, maxsplit=1)[0]
-    return first if len(first) <= width else first[: width - 3] + "..."
+    first = first if len(first) <= width else first[: width - 3] + "..."
+    if "LABEL LEAKAGE" in text and "LABEL LEAKAGE" not in first:
+        # the verdict of the ceiling warning sits in its second sentence: never cut it off
+        first = f"{first.rstrip(';.')}: LABEL LEAKAGE, not skill"
+    return first
 
 
 def warning_digest(result: BenchmarkResult, extra: Sequence[str] = ()) -> str:
@@ -368,5 +372,10 @@ def render_classify_summary(result: BenchmarkResult, answer: Answer | None,
         parts.append(choice)
     parts.append(f"cells: {result.n_computed} computed, {result.n_reused} reused; wall time "
                  f"{result.wall_seconds:.1f}s; results in {result.results_dir}")
-    parts.append(answer_text(answer))
+    text = answer_text(answer)
+    if text and any("text-only ceiling" in w for w in result.warnings):
+        text += ("\n    Caution: the labels come from the report itself, so every comparison "
+                 "with the report\n    alone measures the label leaking, not skill (see the "
+                 "text-only ceiling warning).")
+    parts.append(text)
     return "\n\n".join(p for p in parts if p)

@@ -92,7 +92,8 @@ def test_report_and_terminal_show_the_equivalent_set(tmp_path):
     paths = render_report(bench, tmp_path, ablation=None)
     page = paths["html"].read_text()
     summary = page.split('id="summary"')[1].split("</section>")[0]
-    assert "Practically equivalent to it" in summary and "fused/attention/smote/b" in summary
+    # cells are named for readers (parts all cells share are left out: attention, SMOTE)
+    assert "Practically equivalent to it" in summary and "image + report, b" in summary
     csv = pd.read_csv(paths["csv_dir"] / "equivalence-roc_auc.csv")
     assert list(csv["verdict"]) == ["equivalent", "worse"]
     pw = pd.read_csv(paths["csv_dir"] / "pairwise-1-roc_auc.csv")
