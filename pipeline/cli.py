@@ -81,7 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mimic_cxr: record the release's train/validate/test split in a 'split' column")
     p.add_argument("--split-csv", type=Path,
                    help="mimic_cxr: the split file (default: mimic-cxr-2.0.0-split.csv.gz next to --metadata-csv)")
-    p.add_argument("--path", type=Path, help="csv: the manifest-shaped CSV file")
+    p.add_argument("--path", type=Path, help="csv: the CSV file (a site export; see --columns)")
+    p.add_argument("--columns",
+                   help="csv: manifest field=your column, comma-separated, e.g. sample_id=Accession,"
+                        "patient_id=MRN,image_path=FilePath,report_text=ReportText,label=Finding")
+    p.add_argument("--label-source", choices=["report", "external"],
+                   help="csv: where the labels come from: report (read off the report text: the "
+                        "leakage ceiling and masking apply) | external (default)")
+    p.add_argument("--positive-label", help="csv: the label value of the positive class (e.g. Yes)")
+    p.add_argument("--tabular",
+                   help="csv: columns of the same file written as a tabular store, e.g. "
+                        "PatientAge,PatientSex (typed, missing kept; key: --tabular-key)")
+    p.add_argument("--tabular-key", default=None, help="csv: store key of --tabular (default clinical)")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="csv: new cases to predict: keep every row, labelled or not")
     p.add_argument("--label-rule", default=None,
                    help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:k=4")
     p.add_argument("--frontal-only", action="store_true", help="keep PA/AP views only")

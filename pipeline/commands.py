@@ -29,11 +29,29 @@ def cmd_data(args: argparse.Namespace, out: Output) -> int:
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
              "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
-             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit")
-    options = {k: getattr(args, k) for k in names if getattr(args, k) not in (None, False)}
+             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit", "columns",
+             "label_source", "positive_label", "tabular", "unlabelled")
+    options = {k: getattr(args, k) for k in names if getattr(args, k, None) not in (None, False)}
     if not args.check_images:
         options["check_images"] = False
+    if args.tabular_key and not args.tabular:
+        raise ConfigError("--tabular-key names the store of --tabular: pass --tabular COLUMNS too")
     manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
+    _show_manifest(manifest, args, out)
+    if args.tabular:
+        from pipeline.dataset.clinical import DEFAULT_KEY, write_columns_store
+
+        key = args.tabular_key or DEFAULT_KEY
+        s = write_columns_store(manifest, manifest.meta["csv_input"]["tabular"],
+                                args.artifacts / "features", key=key)
+        out(f"  tabular store {key}: {s.path} ({s.n_added} rows added, {s.n_rows} in all)")
+    return EXIT_OK
+
+
+def _show_manifest(manifest, args: argparse.Namespace, out: Output) -> None:
+    """The data step's summary: counts, labels, images, drops, sections, profile, notes."""
+    from pipeline.dataset.profile import load_profile, render_profile
+
     meta = manifest.meta
     out(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
     out(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
@@ -51,9 +69,17 @@ def cmd_data(args: argparse.Namespace, out: Output) -> int:
         out(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
     if meta.get("dropped_file"):
         out(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
+    if meta.get("report_sections"):
+        sec = meta["report_sections"]
+        out(f"  report sections (split by their headings, {sec['reports']} reports): "
+            + ", ".join(f"{k} {sec[k]}" for k in ("indication", "comparison", "findings",
+                                                   "impression", "no_headings", "empty")))
+    if meta.get("profile_file"):
+        profile_file = Path(args.artifacts) / "manifests" / meta["profile_file"]
+        out(render_profile(load_profile(profile_file)))
+        out(f"  profile saved: {profile_file}")
     for note in meta.get("notes", []):
         out(f"  note: {note}")
-    return EXIT_OK
 
 
 #: ``pipeline extract`` flags that pick what to run and where, not how: everything else
