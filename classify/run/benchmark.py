@@ -47,7 +47,11 @@ from classify.results.types import (
 )
 from classify.run.cell_task import assemble_cell
 from classify.run.feature_sets import FeatureSet, blocks_spec, build_feature_set, tables_spec
-from classify.run.leakage import ceiling_warning, pretraining_warnings
+from classify.run.leakage import (
+    ceiling_warning,
+    pretraining_warnings,
+    report_text_caveat,
+)
 from classify.run.split_plan import SplitPlan, make_split_plan
 from classify.run.split_runner import group_by_prefix, run_split_group
 from pipeline.errors import ConfigError, ManifestError
@@ -216,6 +220,9 @@ def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResul
     ceiling = ceiling_warning(cells, prov["label_source"])
     if ceiling:
         out.append(ceiling)
+    caveat = report_text_caveat(cells, prov["label_source"])
+    if caveat:
+        out.append(caveat)
     return out
 
 
