@@ -198,7 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("predict", help="apply a model bundle to a (new) manifest")
     p.add_argument("--model", type=Path, required=True, help="bundle folder, e.g. artifacts/models/<name>")
-    p.add_argument("--manifest", type=Path, required=True, help="manifest CSV of the samples to predict")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--manifest", type=Path, help="manifest CSV of the samples to predict")
+    which.add_argument("--csv", type=Path,
+                       help="a site export of new cases, read with the column mapping recorded in "
+                            "the model (labels optional)")
+    p.add_argument("--image-root", type=Path, help="with --csv: the folder its image paths are relative to")
+    p.add_argument("--name", help="with --csv: data set name of the new cases (default: the file's stem)")
     p.add_argument("--out", type=Path, help="predictions CSV (default artifacts/predictions/<model>/<dataset>.csv)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers")

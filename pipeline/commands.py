@@ -25,7 +25,7 @@ Output = Callable[[str], None]
 
 
 def cmd_data(args: argparse.Namespace, out: Output) -> int:
-    from pipeline.dataset.build import build_manifest
+    from pipeline import api
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
              "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
@@ -34,17 +34,13 @@ def cmd_data(args: argparse.Namespace, out: Output) -> int:
     options = {k: getattr(args, k) for k in names if getattr(args, k, None) not in (None, False)}
     if not args.check_images:
         options["check_images"] = False
-    if args.tabular_key and not args.tabular:
-        raise ConfigError("--tabular-key names the store of --tabular: pass --tabular COLUMNS too")
-    manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
-    _show_manifest(manifest, args, out)
-    if args.tabular:
-        from pipeline.dataset.clinical import DEFAULT_KEY, write_columns_store
-
-        key = args.tabular_key or DEFAULT_KEY
-        s = write_columns_store(manifest, manifest.meta["csv_input"]["tabular"],
-                                args.artifacts / "features", key=key)
-        out(f"  tabular store {key}: {s.path} ({s.n_added} rows added, {s.n_rows} in all)")
+    data = api.build_data(args.source, artifacts=args.artifacts, tabular_key=args.tabular_key,
+                          **options)
+    _show_manifest(data.manifest, args, out)
+    if data.tabular is not None:
+        s = data.tabular
+        out(f"  tabular store {data.tabular_key}: {s.path} ({s.n_added} rows added, "
+            f"{s.n_rows} in all)")
     return EXIT_OK
 
 
@@ -163,10 +159,11 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
         render_benchmark,
         tuning_table,
     )
-    from classify.run.benchmark import run_benchmark
+    from pipeline import api
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
-    result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
+    result = api.classify(args.config, artifacts=args.artifacts, n_jobs=args.n_jobs,
+                          dry_run=args.dry_run, scheduler=args.scheduler)
     out(render_benchmark(result))
     if not result.dry_run and result.cells:
         eq = experiment.equivalence
@@ -250,28 +247,25 @@ def cmd_fit_final(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, out: Output) -> int:
-    from classify.bundle.io import load_bundle
-    from classify.bundle.predict import run_predict
     from classify.bundle.render import render_prediction
-    from extract.reproduce import extract_like
+    from pipeline import api
     from pipeline.manifest import load_manifest
 
-    bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
-    manifest = load_manifest(args.manifest)
-    features = args.artifacts / "features"
+    options = {"batch_size": args.batch_size, "num_workers": args.num_workers,
+               "device": args.device, "lock_timeout": args.lock_timeout,
+               "progress": False if args.no_progress else None}
+    if args.csv is not None:
+        result = api.predict_csv(args.model, args.csv, image_root=args.image_root, name=args.name,
+                                 artifacts=args.artifacts, out=args.out, n_boot=args.bootstrap,
+                                 show=out, **options)
+    else:
+        if args.image_root is not None or args.name is not None:
+            raise ConfigError("--image-root and --name go with --csv (a manifest records its own)")
+        from classify.bundle.io import load_bundle
 
-    def build_store(requirement) -> Path:  # classify never imports extract: wired here
-        summary = extract_like(
-            manifest, requirement.to_dict(), features, batch_size=args.batch_size,
-            num_workers=args.num_workers, device=args.device, lock_timeout=args.lock_timeout,
-            progress=False if args.no_progress else None,
-        )
-        out(summary.render())
-        return summary.store
-
-    out_path = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
-    result = run_predict(bundle, manifest, features_root=features, build_store=build_store,
-                         out=out_path, n_boot=args.bootstrap)
+        bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
+        result = api.predict_manifest(bundle, load_manifest(args.manifest), artifacts=args.artifacts,
+                                      out=args.out, n_boot=args.bootstrap, show=out, **options)
     out(render_prediction(result))
     return EXIT_PARTIAL if result.failed else EXIT_OK
 

@@ -149,6 +149,9 @@ def build_csv(
             "csv_input": input_meta, "positive_label": positive_label}
     if sections is not None:
         meta["report_sections"] = sections
+    if recorded_source.endswith(":report") and "label" in mapping:
+        # the terms `extract --mask-labels` hides: the finding the label column is named after
+        meta["mask_rule"] = f"finding_vs_rest:{mapping['label']}"
     return SourceTable(
         frame=df[[*MANIFEST_COLUMNS, *extra]],
         image_root=Path(image_root) if image_root else Path(path).parent,
