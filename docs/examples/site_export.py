@@ -39,8 +39,8 @@ def _film(path: Path, positive: bool, rng: np.random.Generator, size: int) -> No
     from PIL import Image
 
     y, x = np.mgrid[0:size, 0:size] / size
-    img = 60 + 25 * rng.standard_normal((size, size))
-    width = 0.26 if positive else 0.16
+    img = 60 + 40 * rng.standard_normal((size, size))
+    width = 0.21 if positive else 0.17
     heart = ((x - 0.52) ** 2 / width**2 + (y - 0.62) ** 2 / 0.18**2) < 1
     img[heart] += 110
     path.parent.mkdir(parents=True, exist_ok=True)
