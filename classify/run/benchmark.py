@@ -121,9 +121,14 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
 
 
 def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
+    from pipeline.manifest import load_manifest_meta
+
     frame, rule_id, rule_dropped = load_labelled_frame(exp)
     reasons = {sid: why for why, sids in rule_dropped.items() for sid in sids}
-    fs = build_feature_set(open_stores(exp), frame, positive_label=exp.positive_label,
+    positive = exp.positive_label
+    if positive is None and exp.label_rule is None:  # `pipeline data csv --positive-label`
+        positive = load_manifest_meta(exp.manifest).get("positive_label")
+    fs = build_feature_set(open_stores(exp), frame, positive_label=positive,
                            source=str(exp.manifest), unlabelled_reasons=reasons)
     return fs, rule_id
 

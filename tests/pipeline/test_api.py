@@ -151,3 +151,21 @@ def test_predict_csv_refuses_the_training_name(project, fake_extract):
 def _save(frame: pd.DataFrame, path):  # noqa: ANN001, ANN202
     frame.to_csv(path, index=False)
     return path
+
+
+def test_the_recorded_positive_label_is_the_experiments_default(project):
+    """`--positive-label No` (here the majority) decides the positive class when the
+    experiment names none; without it the minority class would be chosen."""
+    from classify.config.experiment import load_experiment
+    from classify.run.benchmark import load_feature_set
+    from pipeline.manifest import load_manifest
+
+    assert cli.main(["data", "csv", "--name", "neg", "--path", str(project.tmp / "export.csv"),
+                     "--columns", MAPPING, "--positive-label", "No", "--skip-image-check",
+                     "--artifacts", str(project.art)]) == 0
+    manifest = load_manifest(project.art / "manifests" / "neg.csv")
+    _toy_store(project.art / "features", "neg", "img", "image", manifest.ids, _vectors(manifest))
+    toml = project.tmp / "neg.toml"
+    toml.write_text('name = "neg"\ndataset = "neg"\nstores = ["img"]\n')
+    fs, _ = load_feature_set(load_experiment(toml, artifacts=project.art))
+    assert fs.report.positive_label == "No"
