@@ -1,4 +1,4 @@
-"""A site export's own column names -> the manifest's fields (``--columns`` / a TOML ``[columns]``).
+"""A site export's own column names -> the manifest's fields (``--columns``, or a mapping in Python).
 
 ``sample_id=Accession,patient_id=MRN,image_path=FilePath,report_text=ReportText,label=Finding``
 reads: the manifest field ``sample_id`` is the export's ``Accession`` column, and so on. The

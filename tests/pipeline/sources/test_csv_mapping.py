@@ -124,3 +124,22 @@ def _jpeg() -> bytes:
     buf = io.BytesIO()
     Image.new("L", (8, 8), 100).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def test_report_labels_mask_the_label_columns_finding(tmp_path):
+    """`--label-source report` with label=Cardiomegaly: `extract --mask-labels` hides the
+    finding's terms (the CSV has no label rule to take them from)."""
+    from extract.texts import manifest_label_mask
+
+    path = tmp_path / "e.csv"
+    pd.DataFrame({"Accession": ["a", "b"], "FilePath": ["a.jpg", "b.jpg"],
+                  "ReportText": ["FINDINGS: Cardiomegaly.", "FINDINGS: Clear."],
+                  "Cardiomegaly": ["Yes", "No"]}).to_csv(path, index=False)
+    m = build_manifest("csv", path=path, label_source="report", manifest_dir=tmp_path / "m",
+                       columns="sample_id=Accession,image_path=FilePath,report_text=ReportText,"
+                               "label=Cardiomegaly", check_images=False)
+    masked = manifest_label_mask(m).apply("Cardiomegaly. The heart is enlarged.")
+    assert "cardiomegaly" not in masked.lower() and "[MASK]" in masked
+    external = build_manifest("csv", path=path, manifest_dir=tmp_path / "x", check_images=False,
+                              columns="sample_id=Accession,image_path=FilePath,label=Cardiomegaly")
+    assert "mask_rule" not in external.meta
