@@ -50,8 +50,14 @@ def _show_manifest(manifest, args: argparse.Namespace, out: Output) -> None:
 
     meta = manifest.meta
     out(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
-    out(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
-          + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
+    counts = ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items())
+    if meta.get("unlabelled"):
+        n_lab = sum(meta["label_counts"].values())
+        out(f"  unlabelled: new cases to predict, every row kept ({meta['n_rows'] - n_lab} "
+            f"without a label" + (f"; labelled {counts})" if counts else ")"))
+    else:
+        out(f"  labels ({meta['label_rule'] or 'from the label column'}; source "
+            f"{meta['label_source']}): " + counts)
     if meta.get("chexpert_values"):
         out(f"  CheXpert cells ({meta['uncertain_policy']}): "
               + ", ".join(f"{k}={v}" for k, v in meta["chexpert_values"].items()))

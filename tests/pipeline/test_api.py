@@ -132,6 +132,8 @@ def test_unlabelled_two_step_route_carries_identifiers(project, fake_extract, ca
     assert cli.main(["data", "csv", "--name", "two", "--path", str(project.tmp / "two.csv"),
                      "--columns", MAPPING.rsplit(",", 1)[0], "--tabular", "PatientAge,PatientSex",
                      "--unlabelled", "--skip-image-check", "--artifacts", str(project.art)]) == 0
+    assert "unlabelled: new cases to predict, every row kept (10 without a label)" in (
+        capsys.readouterr().out)
     code = cli.main(["predict", "--model", str(project.model), "--manifest",
                      str(project.art / "manifests" / "two.csv"), "--bootstrap", "0",
                      "--artifacts", str(project.art)])
