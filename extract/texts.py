@@ -45,8 +45,10 @@ def manifest_label_mask(manifest: Manifest) -> LabelMask:
     terms of every tag of its own vocabulary the rule uses (``tags`` and ``mesh_major``
     columns, :func:`pipeline.labels.manifest_tag_vocabulary`), so that e.g. an OpenI report
     labelled 'abnormal' because of a 'Spine/degenerative' tag has 'spine'/'degenerative'
-    masked too. Deterministic for a given manifest; its hash goes into store provenance."""
-    spec = manifest.meta.get("label_rule")
+    masked too. A CSV whose labels come from the report column of a finding records that
+    finding as ``mask_rule`` instead (``finding_vs_rest:<column>``). Deterministic for a given
+    manifest; its hash goes into store provenance."""
+    spec = manifest.meta.get("label_rule") or manifest.meta.get("mask_rule")
     if not spec:
         raise ConfigError(
             f"mask_labels needs the label rule of manifest {manifest.name!r}, but its sidecar JSON "

@@ -82,7 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mimic_cxr: record the release's train/validate/test split in a 'split' column")
     p.add_argument("--split-csv", type=Path,
                    help="mimic_cxr: the split file (default: mimic-cxr-2.0.0-split.csv.gz next to --metadata-csv)")
-    p.add_argument("--path", type=Path, help="csv: the manifest-shaped CSV file")
+    p.add_argument("--path", type=Path, help="csv: the CSV file (a site export; see --columns)")
+    p.add_argument("--columns",
+                   help="csv: manifest field=your column, comma-separated, e.g. sample_id=Accession,"
+                        "patient_id=MRN,image_path=FilePath,report_text=ReportText,label=Finding")
+    p.add_argument("--label-source", choices=["report", "external"],
+                   help="csv: where the labels come from: report (read off the report text: the "
+                        "leakage ceiling and masking apply) | external (default)")
+    p.add_argument("--positive-label", help="csv: the label value of the positive class (e.g. Yes)")
+    p.add_argument("--tabular",
+                   help="csv: columns of the same file written as a tabular store, e.g. "
+                        "PatientAge,PatientSex (typed, missing kept; key: --tabular-key)")
+    p.add_argument("--tabular-key", default=None, help="csv: store key of --tabular (default clinical)")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="csv: new cases to predict: keep every row, labelled or not")
     p.add_argument("--label-rule", default=None,
                    help="normal_vs_abnormal | finding_vs_rest:Cardiomegaly | top_k_multiclass:k=4")
     p.add_argument("--frontal-only", action="store_true", help="keep PA/AP views only")
@@ -186,7 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("predict", help="apply a model bundle to a (new) manifest")
     p.add_argument("--model", type=Path, required=True, help="bundle folder, e.g. artifacts/models/<name>")
-    p.add_argument("--manifest", type=Path, required=True, help="manifest CSV of the samples to predict")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--manifest", type=Path, help="manifest CSV of the samples to predict")
+    which.add_argument("--csv", type=Path,
+                       help="a site export of new cases, read with the column mapping recorded in "
+                            "the model (labels optional)")
+    p.add_argument("--image-root", type=Path, help="with --csv: the folder its image paths are relative to")
+    p.add_argument("--name", help="with --csv: data set name of the new cases (default: the file's stem)")
     p.add_argument("--out", type=Path, help="predictions CSV (default artifacts/predictions/<model>/<dataset>.csv)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=None, help="image decoding workers")

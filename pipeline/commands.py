@@ -26,19 +26,39 @@ Output = Callable[[str], None]
 
 
 def cmd_data(args: argparse.Namespace, out: Output) -> int:
-    from pipeline.dataset.build import build_manifest
+    from pipeline import api
 
     names = ("name", "reports", "image_root", "view_csv", "metadata_csv", "labels_csv", "reports_dir",
              "uncertain", "split", "split_csv", "path", "label_rule", "frontal_only", "one_per_report",
-             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit")
-    options = {k: getattr(args, k) for k in names if getattr(args, k) not in (None, False)}
+             "drop_empty_text", "allow_absolute_paths", "drop_missing_images", "limit", "columns",
+             "label_source", "positive_label", "tabular", "unlabelled")
+    options = {k: getattr(args, k) for k in names if getattr(args, k, None) not in (None, False)}
     if not args.check_images:
         options["check_images"] = False
-    manifest = build_manifest(args.source, artifacts_root=args.artifacts, **options)
+    data = api.build_data(args.source, artifacts=args.artifacts, tabular_key=args.tabular_key,
+                          **options)
+    _show_manifest(data.manifest, args, out)
+    if data.tabular is not None:
+        s = data.tabular
+        out(f"  tabular store {data.tabular_key}: {s.path} ({s.n_added} rows added, "
+            f"{s.n_rows} in all)")
+    return EXIT_OK
+
+
+def _show_manifest(manifest, args: argparse.Namespace, out: Output) -> None:
+    """The data step's summary: counts, labels, images, drops, sections, profile, notes."""
+    from pipeline.dataset.profile import load_profile, render_profile
+
     meta = manifest.meta
     out(f"manifest {manifest.name}: {meta['n_rows']} samples, {meta['n_patients']} patients/groups")
-    out(f"  labels ({meta['label_rule'] or 'from the label column'}; source {meta['label_source']}): "
-          + ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items()))
+    counts = ", ".join(f"{k}={v}" for k, v in meta["label_counts"].items())
+    if meta.get("unlabelled"):
+        n_lab = sum(meta["label_counts"].values())
+        out(f"  unlabelled: new cases to predict, every row kept ({meta['n_rows'] - n_lab} "
+            f"without a label" + (f"; labelled {counts})" if counts else ")"))
+    else:
+        out(f"  labels ({meta['label_rule'] or 'from the label column'}; source "
+            f"{meta['label_source']}): " + counts)
     if meta.get("chexpert_values"):
         out(f"  CheXpert cells ({meta['uncertain_policy']}): "
               + ", ".join(f"{k}={v}" for k, v in meta["chexpert_values"].items()))
@@ -52,9 +72,17 @@ def cmd_data(args: argparse.Namespace, out: Output) -> int:
         out(f"  dropped {n:>6}  {reason}" + (f"  ({'; '.join(extra)})" if extra else ""))
     if meta.get("dropped_file"):
         out(f"  dropped ids and reasons: {Path(args.artifacts) / 'manifests' / meta['dropped_file']}")
+    if meta.get("report_sections"):
+        sec = meta["report_sections"]
+        out(f"  report sections (split by their headings, {sec['reports']} reports): "
+            + ", ".join(f"{k} {sec[k]}" for k in ("indication", "comparison", "findings",
+                                                   "impression", "no_headings", "empty")))
+    if meta.get("profile_file"):
+        profile_file = Path(args.artifacts) / "manifests" / meta["profile_file"]
+        out(render_profile(load_profile(profile_file)))
+        out(f"  profile saved: {profile_file}")
     for note in meta.get("notes", []):
         out(f"  note: {note}")
-    return EXIT_OK
 
 
 #: ``pipeline extract`` flags that pick what to run and where, not how: everything else
@@ -141,10 +169,11 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
         render_classify_summary,
         tuning_table,
     )
-    from classify.run.benchmark import run_benchmark
+    from pipeline import api
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
-    result = run_benchmark(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
+    result = api.classify(args.config, artifacts=args.artifacts, n_jobs=args.n_jobs,
+                          dry_run=args.dry_run, scheduler=args.scheduler)
     if result.dry_run:
         from classify.run.time_estimate import estimate_times
 
@@ -244,28 +273,25 @@ def cmd_fit_final(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, out: Output) -> int:
-    from classify.bundle.io import load_bundle
-    from classify.bundle.predict import run_predict
     from classify.bundle.render import render_prediction
-    from extract.reproduce import extract_like
+    from pipeline import api
     from pipeline.manifest import load_manifest
 
-    bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
-    manifest = load_manifest(args.manifest)
-    features = args.artifacts / "features"
+    options = {"batch_size": args.batch_size, "num_workers": args.num_workers,
+               "device": args.device, "lock_timeout": args.lock_timeout,
+               "progress": False if args.no_progress else None}
+    if args.csv is not None:
+        result = api.predict_csv(args.model, args.csv, image_root=args.image_root, name=args.name,
+                                 artifacts=args.artifacts, out=args.out, n_boot=args.bootstrap,
+                                 show=out, **options)
+    else:
+        if args.image_root is not None or args.name is not None:
+            raise ConfigError("--image-root and --name go with --csv (a manifest records its own)")
+        from classify.bundle.io import load_bundle
 
-    def build_store(requirement) -> Path:  # classify never imports extract: wired here
-        summary = extract_like(
-            manifest, requirement.to_dict(), features, batch_size=args.batch_size,
-            num_workers=args.num_workers, device=args.device, lock_timeout=args.lock_timeout,
-            progress=False if args.no_progress else None,
-        )
-        out(summary.render())
-        return summary.store
-
-    out_path = args.out or args.artifacts / "predictions" / bundle.card.name / f"{manifest.name}.csv"
-    result = run_predict(bundle, manifest, features_root=features, build_store=build_store,
-                         out=out_path, n_boot=args.bootstrap)
+        bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
+        result = api.predict_manifest(bundle, load_manifest(args.manifest), artifacts=args.artifacts,
+                                      out=args.out, n_boot=args.bootstrap, show=out, **options)
     out(render_prediction(result))
     return EXIT_PARTIAL if result.failed else EXIT_OK
 

@@ -44,6 +44,9 @@ def collect_warnings(benchmark: BenchmarkResult, *, comparisons: Sequence[Compar
     ceiling = leakage.ceiling_warning(benchmark.cells, label_source or benchmark.label_source)
     if ceiling is not None and "text-only ceiling" not in run_text:
         out.append(ReportWarning("leakage", ceiling))
+    caveat = leakage.report_text_caveat(benchmark.cells, label_source or benchmark.label_source)
+    if caveat is not None and "label-source caveat" not in run_text:
+        out.append(ReportWarning("leakage", caveat))
     overlap = leakage.pretraining_warnings(
         benchmark.data.stores, dataset=benchmark.dataset,
         source_dataset=benchmark.source_dataset, synthetic_images=benchmark.synthetic_images)

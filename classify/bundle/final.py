@@ -31,6 +31,7 @@ from classify.results.metrics import METRICS, higher_is_better
 from classify.results.types import BenchmarkResult, CellResult
 from pipeline.errors import BundleError, ConfigError, DataError, PipelineError
 from pipeline.helpers import CORE_PACKAGES, did_you_mean, file_sha256, library_versions
+from pipeline.manifest import load_manifest_meta
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
 
     from classify.models.cell_pipeline import build_pipeline
     from classify.run.benchmark import dataset_provenance, load_benchmark, load_feature_set
-    from classify.run.feature_sets import blocks_spec
+    from classify.run.feature_sets import blocks_spec, tables_spec
     from pipeline.store.feature_store import FeatureStore
 
     exp = experiment
@@ -215,7 +216,8 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
                         "is left to fit; exclude fewer samples")
     cols, blocks = fs.columns(spec.stores)
     X = np.asarray(fs.X[keep][:, cols], dtype=np.float64)
-    pipe = build_pipeline(spec, blocks_spec(blocks), random_state=exp.cv.seed)
+    pipe = build_pipeline(spec, blocks_spec(blocks), random_state=exp.cv.seed,
+                          tables=tables_spec(blocks))
     t0 = time.perf_counter()
     with threadpool_limits(limits=exp.threads_per_task):
         pipe.fit(X, y)
@@ -257,6 +259,8 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         "split_plan_sha256": benchmark.split.hash if benchmark.split else "",
         "fit_seconds": round(seconds, 3),
         "dropped_by_join": {k: len(v) for k, v in fs.report.dropped.items()},
+        # how a site export maps onto the manifest (`pipeline predict --csv` applies it again)
+        "data_input": load_manifest_meta(manifest).get("csv_input"),
     }
     source = Path(exp.source) if exp.source else None
     card = ModelCard(
@@ -313,11 +317,16 @@ def _exclusion(fs: Any, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def _check_reproducible(exp: Experiment, stores: Sequence[str]) -> None:
     """ConfigError for a cell on a store `pipeline predict` cannot make for new data: an
-    imported matrix or a tabular (structured) block (issue 13 stores; not supported yet)."""
+    imported matrix or a tabular (structured) block (issue 13 stores; not supported yet),
+    except the clinical columns of a CSV (`pipeline data csv --tabular`), which predict writes
+    again from the new export's same columns."""
+    from pipeline.dataset.clinical import BUILDER
     from pipeline.store.feature_store import FeatureStore, store_path
 
     for key in stores:
         prov = FeatureStore(store_path(exp.features_root, exp.dataset, key), verify=False).provenance
+        if (prov.get("preprocessing") or {}).get("builder") == BUILDER:
+            continue
         if prov.get("kind") == "tabular" or prov.get("architecture") == "imported":
             what = "a tabular store" if prov.get("kind") == "tabular" else "an imported store"
             raise ConfigError(

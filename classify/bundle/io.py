@@ -57,15 +57,17 @@ LIBRARY_TYPES = (
 
 def trusted_types() -> tuple[str, ...]:
     """Every type a model file may hold beyond skops' defaults: :data:`LIBRARY_TYPES` plus
-    the project's registered fusions, the fold sampler and the classifier wrappers (named
+    the project's registered fusions, the fold sampler, the tabular blocks' prepare step
+    (a CSV's clinical columns) and the classifier wrappers (named
     from the classes themselves, so moving a module keeps the list right). Anything else
     in a model file is refused by name."""
     from classify.models.classifiers import BalancedWeights, VoteShareClassifier
     from classify.models.fusion import FUSIONS
     from classify.models.samplers import FoldSampler
+    from classify.models.tabular_blocks import BlockPreprocessor
 
     own = [FUSIONS.get(n) for n in FUSIONS.names()] + [FoldSampler, BalancedWeights,
-                                                       VoteShareClassifier]
+                                                       VoteShareClassifier, BlockPreprocessor]
     return tuple(sorted({f"{c.__module__}.{c.__qualname__}" for c in own} | set(LIBRARY_TYPES)))
 
 

@@ -9,8 +9,9 @@ preprocessing is refused (exit 2) with the differences listed.
 
 Every row of the manifest gets a row in the output: predicted rows carry
 ``probability`` (of the positive class; of the predicted class for multiclass models),
-``predicted_label`` (at the card's threshold), per-class probabilities and, for attention
-models, the per-sample attention weight of every store; rows whose image or report failed
+``predicted_label`` (at the card's threshold), ``decision_rule`` and ``threshold`` (the rule
+and the probability cut that made the decision; empty for argmax), per-class probabilities
+and, for attention models, the per-sample attention weight of every store; rows whose image or report failed
 carry ``status = failed`` and the reasons. Nothing is dropped silently.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,9 +242,12 @@ def score_new_data(bundle: Bundle, y: np.ndarray, proba: np.ndarray, groups: np.
 # ----------------------------------------------------------------------------- predict
 def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
                 build_store: Callable[[StoreRequirement], Path], out: str | Path | None = None,
-                n_boot: int = N_BOOTSTRAP, seed: int = 0) -> PredictionResult:
+                n_boot: int = N_BOOTSTRAP, seed: int = 0,
+                carry: Sequence[str] = ()) -> PredictionResult:
     """Build/check the stores of ``manifest``, predict every row that has all of them, score
-    the labelled rows and write the predictions CSV to ``out`` (atomically)."""
+    the labelled rows and write the predictions CSV to ``out`` (atomically). ``carry``:
+    manifest columns copied into the predictions after ``sample_id`` (a site export's own
+    identifiers, e.g. MRN and Accession)."""
     card = bundle.card
     frame = manifest.frame
     ids = frame["sample_id"].astype(str).tolist()
@@ -262,6 +266,9 @@ def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
 
     n_classes = len(card.classes)
     table = pd.DataFrame({"sample_id": ids})
+    for col in carry:
+        if col != "sample_id" and col in frame.columns:
+            table[col] = frame[col].astype(str).to_numpy()
     proba = np.full((len(ids), n_classes), np.nan)
     pred = np.full(len(ids), "", dtype=object)
     att_cols: dict[str, np.ndarray] = {}
@@ -293,6 +300,8 @@ def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
         table[f"proba:{c}"] = proba[:, k]
     for col, v in att_cols.items():
         table[col] = v
+    table["decision_rule"] = card.threshold.rule
+    table["threshold"] = np.nan if card.threshold.value is None else card.threshold.value
     table["status"] = np.where(ok, "ok", "failed")
     table["reason"] = ["; ".join(reasons.get(s, [])) for s in ids]
 

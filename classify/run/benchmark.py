@@ -48,7 +48,11 @@ from classify.results.types import (
 from classify.run.backends import explained_worker_restarts, joblib_backend
 from classify.run.cell_task import assemble_cell
 from classify.run.feature_sets import FeatureSet, blocks_spec, build_feature_set, tables_spec
-from classify.run.leakage import ceiling_warning, pretraining_warnings
+from classify.run.leakage import (
+    ceiling_warning,
+    pretraining_warnings,
+    report_text_caveat,
+)
 from classify.run.split_plan import SplitPlan, make_split_plan
 from classify.run.split_runner import group_by_prefix, run_split_group
 from pipeline.errors import ConfigError, ManifestError
@@ -118,9 +122,14 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
 
 
 def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
+    from pipeline.manifest import load_manifest_meta
+
     frame, rule_id, rule_dropped = load_labelled_frame(exp)
     reasons = {sid: why for why, sids in rule_dropped.items() for sid in sids}
-    fs = build_feature_set(open_stores(exp), frame, positive_label=exp.positive_label,
+    positive = exp.positive_label
+    if positive is None and exp.label_rule is None:  # `pipeline data csv --positive-label`
+        positive = load_manifest_meta(exp.manifest).get("positive_label")
+    fs = build_feature_set(open_stores(exp), frame, positive_label=positive,
                            source=str(exp.manifest), unlabelled_reasons=reasons)
     return fs, rule_id
 
@@ -217,6 +226,9 @@ def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResul
     ceiling = ceiling_warning(cells, prov["label_source"])
     if ceiling:
         out.append(ceiling)
+    caveat = report_text_caveat(cells, prov["label_source"])
+    if caveat:
+        out.append(caveat)
     return out
 
 

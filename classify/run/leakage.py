@@ -11,6 +11,9 @@
   written when the exam was ordered) cannot copy the read, so its cells are never judged
   against the ceiling; instead :func:`indication_term_audit` reports the share of indications
   that name a label term ("rule out pneumonia" is a question, not a finding).
+  Whatever the scores, with labels from the report every run also states
+  :func:`report_text_caveat`: cells that embed the report's findings or impression are
+  judged against a ceiling the labels' own text sets.
 * **Pretraining overlap.** An encoder whose ``trained_on`` names the manifest's data
   set family (``source_dataset``) may have seen the evaluated samples
   (torchxrayvision's ``all`` DenseNet includes OpenI).
@@ -121,6 +124,32 @@ def ceiling_warning(cells: Sequence[CellResult], label_source: str | None) -> st
         "LEAKAGE into the text embedding, not skill; judge fused scores "
         "against it and measure real skill with FINDINGS-only text (encoder '<name>@findings') "
         "or masked label terms ('<name>@both+masked', `pipeline extract --mask-labels`)."
+    )
+
+
+def embeds_the_read(cell: CellResult) -> bool:
+    """True for a cell with a text store of the report's findings or impression (any store
+    on text that is not pre-read context, masked or not)."""
+    return any(m == "text" and not is_pre_read_store(k)
+               for k, m in zip(cell.spec.stores, cell.spec.modalities, strict=True))
+
+
+def report_text_caveat(cells: Sequence[CellResult], label_source: str | None) -> str | None:
+    """With labels from the report, the caveat for every cell that embeds the report's
+    findings or impression, stated whatever the scores (None otherwise)."""
+    if not label_from_report(label_source):
+        return None
+    embed = sorted({c.label for c in cells if embeds_the_read(c)})
+    if not embed:
+        return None
+    shown = ", ".join(embed[:4]) + (f" and {len(embed) - 4} more" if len(embed) > 4 else "")
+    return (
+        f"label-source caveat: the labels were read off the same reports ({label_source}), and "
+        f"{len(embed)} cell(s) embed the report's findings or impression ({shown}). Their scores "
+        "are bounded by the labels' own text (the text ceiling of this data), not evidence "
+        f"of skill, at any value, not only above {TEXT_CEILING}; compare fused cells with the "
+        "image-only ones, and measure text skill on pre-read text ('<name>@indication') or "
+        "masked label terms (`pipeline extract --mask-labels`)."
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.dataset.image_check import ImageCheck, check_images, missing_images_message
+from pipeline.dataset.profile import profile_manifest, save_profile
 from pipeline.errors import ConfigError, ManifestError
 from pipeline.helpers import atomic_write
 from pipeline.labels import LabelRule, apply_label_rule
@@ -240,9 +241,15 @@ def assign_labels(
     findings (``uncertain_tags``) enter the rule under its ``uncertain_policy``."""
     rule_spec = plan.options.get("label_rule", table.default_label_rule)
     rule = LabelRule.from_spec(rule_spec) if rule_spec else None
-    if rule is None:
+    if table.unlabelled:  # new cases to predict: keep every row; a label, where given, is kept
+        if rule is not None:
+            raise ConfigError("an unlabelled data set takes no label rule: drop --label-rule")
+        frame = frame.assign(label=["" if is_missing_label(v) else str(v).strip()
+                                    for v in frame["label"]])
+        classes: tuple[str, ...] = tuple(sorted(set(frame["label"]) - {""}))
+    elif rule is None:
         frame = _label_column(frame, plan, drops)
-        classes: tuple[str, ...] = tuple(sorted(frame["label"].unique()))
+        classes = tuple(sorted(frame["label"].unique()))
     else:
         uncertain = None
         if table.uncertain_policy in ("zeros", "ignore") and "uncertain_tags" in frame.columns:
@@ -318,7 +325,8 @@ def manifest_meta(
         "label_classes": list(rows.classes),
         "label_source": table.label_source,
         "source_dataset": None,  # data-set family (see pipeline.families); formats set it
-        "label_counts": dict(sorted(Counter(frame["label"]).items())),
+        "label_counts": dict(sorted(Counter(v for v in frame["label"] if v != "").items())),
+        "unlabelled": bool(table.unlabelled),
         "allow_absolute_paths": bool(plan.options.get("allow_absolute_paths", False)),
         "n_rows": len(frame),
         "n_patients": int(frame["patient_id"].nunique()),
@@ -367,9 +375,15 @@ def build_manifest(source: str, **options: Any) -> Manifest:
         meta["split_counts"] = dict(sorted(counts.items()))
     if table.finalize is not None:
         meta.update(table.finalize(rows.frame))
+    csv_path = manifest_path(plan.name, plan.manifest_dir)
+    profile = profile_manifest(
+        plan.name, rows.frame, table.image_root, dropped=meta["dropped"],
+        check_files=table.images != "generated" and plan.options.get("check_images", True),
+        open_files=table.images == "optional",
+        missing_ids=set(check.missing_ids) if check is not None else None)
+    meta["profile_file"] = save_profile(profile, csv_path).name
     meta["build"]["seconds"] = round(time.perf_counter() - t0, 2)
     manifest = Manifest(plan.name, rows.frame, table.image_root, meta)
-    csv_path = manifest_path(plan.name, plan.manifest_dir)
     atomic_write(dropped_path(csv_path), drops.to_csv())
     save_manifest(manifest, csv_path)
     logger.info(

@@ -68,6 +68,7 @@ class SourceTable:
     drops one per id (:data:`DROPPED_COLUMNS`). ``uncertain_policy`` is set by sources whose
     frame has an ``uncertain_tags`` column (CheXpert -1 values); the label step applies it.
     ``image_hint`` is the source's advice when images are not found under ``image_root``.
+    ``unlabelled``: new cases to predict; the label step keeps every row, labelled or not.
     """
 
     frame: pd.DataFrame
@@ -83,6 +84,7 @@ class SourceTable:
     images: str = "required"
     image_hint: str = ""
     uncertain_policy: str | None = None
+    unlabelled: bool = False
 
 
 #: Registered dataset formats (``openi``, ``openi_demo``, ``mimic_cxr``, ``csv``): each entry is

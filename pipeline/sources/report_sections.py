@@ -12,6 +12,12 @@ its own. ``FINAL REPORT`` and ``WET READ`` need no colon. From the sections:
   (written when the exam was ordered, before the read).
 * ``comparison``: COMPARISON.
 
+A pre-read section (INDICATION, HISTORY, ..., COMPARISON) ends at its first blank line: a
+paragraph that follows it without a heading of its own is the read written without a heading
+(``HISTORY: Cough.`` + blank line + ``Portable AP chest radiograph demonstrates ...``), and goes
+to ``findings`` in report order, never to the pre-read columns (which the text-only leakage
+ceiling exempts).
+
 A WET READ (the preliminary read before FINAL REPORT), EXAMINATION, TECHNIQUE, NOTIFICATION,
 RECOMMENDATION and ADDENDUM text never goes into findings or impression. A report with no
 heading at all is returned whole as findings.
@@ -55,6 +61,11 @@ HEADING_ALIASES: Mapping[str, str] = {
 }
 #: Sections written before the read (the non-leaking clinical context).
 INDICATION_SECTIONS = ("INDICATION", "HISTORY", "CLINICAL HISTORY", "REASON FOR EXAM")
+#: Pre-read sections: written before the read, they end at their first blank line.
+_PRE_READ = frozenset((*INDICATION_SECTIONS, "COMPARISON"))
+#: Name of a headingless paragraph split off a pre-read section (read text).
+_UNHEADED = "(unheaded read)"
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 #: Known sections that are neither the read nor its context.
 _NOT_THE_READ = frozenset(HEADING_ALIASES.values()) - {"FINDINGS", "IMPRESSION", "CONCLUSION"}
 
@@ -111,11 +122,19 @@ def parse_report(text: str) -> ReportSections:
     preamble = _clean(text[: heads[0][0].start()])
     for i, (m, name) in enumerate(heads):
         end = heads[i + 1][0].start() if i + 1 < len(heads) else len(text)
-        order.append((name, _clean(text[m.end() : end])))
+        body = text[m.end() : end]
+        if name in _PRE_READ:  # its first paragraph; a headingless paragraph after it is read
+            first, *rest = _BLANK_LINE.split(body.strip(), maxsplit=1)
+            order.append((name, _clean(first)))
+            if rest and _clean(rest[0]):
+                order.append((_UNHEADED, _clean(rest[0])))
+        else:
+            order.append((name, _clean(body)))
     sections: dict[str, str] = {}
     for name, body in order:
-        sections[name] = _join([sections.get(name, ""), body])
-    findings = sections.get("FINDINGS", "")
+        if name != _UNHEADED:
+            sections[name] = _join([sections.get(name, ""), body])
+    findings = _join([body for name, body in order if name in ("FINDINGS", _UNHEADED)])
     if "FINDINGS" not in sections:
         unknown = [body for name, body in order if name not in _NOT_THE_READ
                    and name not in {"IMPRESSION", "CONCLUSION"}]
