@@ -228,7 +228,9 @@ def sweep_table(sweep: PrevalenceSweep, metrics: Sequence[str] = PREVALENCE_METR
     rows = []
     groups: dict[tuple[float, str], dict[str, CellResult]] = {}
     for p, c in sweep.cells:
-        cfg = f"{c.spec.feature_set}/{c.spec.fusion}/{c.spec.classifier}"
+        # the +tuned twin is another configuration, never the default's duplicate
+        tuned = "+tuned" if "tuning" in c.spec.params else ""
+        cfg = f"{c.spec.feature_set}/{c.spec.fusion}/{c.spec.classifier}{tuned}"
         groups.setdefault((p, cfg), {})[c.spec.sampler] = c
     for (p, cfg), by_sampler in groups.items():
         ref = by_sampler.get("none")
