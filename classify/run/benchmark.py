@@ -151,9 +151,12 @@ def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
                     specs.append(spec)
                     if exp.tuning is not None and exp.tuning.tunes(clf):
                         members = params.get("classifier", {}).get("members")
+                        tuned = {**params, "tuning": exp.tuning.key(clf, members)}
+                        if "operating_point" in tuned:  # its inner folds differ from tuning's
+                            tuned["operating_point"] = {**tuned["operating_point"],
+                                                        "inner_seed": "independent of tuning"}
                         specs.append(CellSpec(spec.feature_set, spec.stores, spec.modalities,
-                                              fusion, sampler, clf,
-                                              {**params, "tuning": exp.tuning.key(clf, members)}))
+                                              fusion, sampler, clf, tuned))
     return specs
 
 

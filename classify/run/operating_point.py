@@ -17,6 +17,14 @@ For one outer split of a binary cell (see ``[operating_point]`` in
    F1 at the threshold are stored as the metrics :data:`OPERATING_METRICS`.
 
 Nothing here sees a test-fold row before step 4.
+
+With nested tuning as well (:mod:`classify.run.tuning`), the operating point's inner folds
+are drawn with another seed than the search's (:func:`operating_point_seed`), so the
+threshold is not fitted on the very validation parts that picked the hyper-parameters.
+What remains shared: the chosen hyper-parameters were searched on all training rows, so
+each inner out-of-fold prediction comes from parameters that saw that row in the search
+(never in the fit that predicts it). Re-tuning inside every operating-point fold would
+remove that too at ``inner_folds`` times the search cost; it is not done.
 """
 
 from __future__ import annotations
@@ -93,6 +101,16 @@ def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Callable[[np.nd
     raise ConfigError(f"operating_point.calibration {method!r}: use one of {CALIBRATIONS}")
 
 
+#: Added to the cell's seed for the operating point's inner folds of a tuned cell.
+TUNED_SEED_OFFSET = 7919
+
+
+def operating_point_seed(seed: int, tuned: bool) -> int:
+    """Seed of the operating point's inner folds: the cell's own seed, or for a tuned cell a
+    different one, so its folds are not the tuning search's folds."""
+    return int(seed) + (TUNED_SEED_OFFSET if tuned else 0)
+
+
 def inner_oof_proba(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
                     *, n_folds: int, seed: int, n_classes: int) -> np.ndarray:
     """Out-of-fold probabilities ``[n, n_classes]`` of the training rows ``X, y``.
@@ -104,13 +122,19 @@ def inner_oof_proba(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, grou
     k = min(int(n_folds), n_groups)
     if k < 2:
         raise DataError(f"inner CV needs >= 2 patient groups in a training fold, got {n_groups}")
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     out = np.full((len(y), n_classes), np.nan)
-    for tr, va in cv.split(X, y, groups):
+    for tr, va in operating_point_splits(y, groups, k, seed):
         pipe = build()
         pipe.fit(X[tr], y[tr])
         out[np.ix_(va, np.asarray(pipe.classes_, dtype=int))] = pipe.predict_proba(X[va])
     return np.nan_to_num(out, nan=0.0)
+
+
+def operating_point_splits(y: np.ndarray, groups: np.ndarray, k: int, seed: int
+                          ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The grouped, stratified inner folds the operating point is chosen on."""
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros((len(y), 1)), y, groups))
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,35 @@ def test_operating_point_needs_binary_and_valid_settings(toy_project):
         experiment_from_dict(_op_config(toy_project, operating_point={"inner_folds": 1}))
     with pytest.raises(ConfigError, match="unknown key operating_point.rules"):
         experiment_from_dict(_op_config(toy_project, operating_point={"rules": "youden"}))
+
+
+def test_tuned_cell_chooses_its_operating_point_on_other_inner_folds(monkeypatch):
+    """Issue 21.6: tuning and the operating point used the same inner folds, so the threshold
+    was fitted on the validation parts that had picked the hyper-parameters."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from classify.config.search_spaces import resolve_space
+    from classify.results.types import CellSpec
+    from classify.run.cell_task import run_split
+
+    partitions = []
+    split = StratifiedGroupKFold.split
+
+    def recording(self, X, y=None, groups=None):  # noqa: ANN001, ANN202
+        folds = [(tr, va) for tr, va in split(self, X, y, groups)]
+        partitions.append(sorted(tuple(sorted(va.tolist())) for _, va in folds))
+        yield from folds
+
+    monkeypatch.setattr(StratifiedGroupKFold, "split", recording)
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=120) < 0.4).astype(int)
+    X = rng.normal(size=(120, 4)) + y[:, None]
+    params = {"operating_point": {"rule": "youden", "inner_folds": 3, "calibration": "none"},
+              "tuning": {"search": "random", "budget": 2, "inner_folds": 3, "metric": "roc_auc",
+                         "space": resolve_space("logistic", {})}}
+    spec = CellSpec("f", ("a",), ("image",), "single", "none", "logistic", params)
+    train, test = np.arange(90), np.arange(90, 120)
+    run_split(spec, np.arange(4), (("a", 0, 4),), X, y, train, test, n_classes=2, positive=1,
+              seed=0, groups=np.arange(120) // 2)
+    assert len(partitions) == 2  # the search's inner folds, then the operating point's
+    assert partitions[0] != partitions[1]
