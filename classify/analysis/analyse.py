@@ -207,7 +207,9 @@ def calibration_of(benchmark: BenchmarkResult, labels: Sequence[str]
     pos = benchmark.data.positive_label
     if pos is None or len(benchmark.data.classes) != 2:
         return ()
-    return tuple(summarise_calibration(benchmark.cell(label), pos) for label in labels)
+    ratio = benchmark.split.test_train_ratio if benchmark.split is not None else 0.0
+    return tuple(summarise_calibration(benchmark.cell(label), pos, test_train_ratio=ratio)
+                 for label in labels)
 
 
 def best_and_equivalent(benchmark: BenchmarkResult, metric: str,

@@ -164,3 +164,37 @@ def test_tuned_cell_chooses_its_operating_point_on_other_inner_folds(monkeypatch
               seed=0, groups=np.arange(120) // 2)
     assert len(partitions) == 2  # the search's inner folds, then the operating point's
     assert partitions[0] != partitions[1]
+
+
+def test_operating_point_intervals_are_corrected_and_count_undefined_splits():
+    """Issue 21.6: operating-point CIs were naive t-intervals over overlapping splits, and a
+    split where PPV is undefined (nothing predicted positive) vanished without a word."""
+    import dataclasses
+
+    from scipy import stats as sps
+
+    from tests.classify.conftest import make_cell
+
+    cell = make_cell("logistic", fusion="single", feature_set="image", stores=("img",),
+                     modalities=("image",), seed=3)
+    key = cell.key
+    ppv = [0.8, 0.6, float("nan"), 0.7]
+    rows = []
+    for i, (r, f) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        for q in ("sensitivity", "specificity", "npv", "f1"):
+            rows.append((key, r, f, f"op_{q}", 0.7 + 0.05 * i))
+        rows += [(key, r, f, "op_ppv", ppv[i]), (key, r, f, "op_threshold", 0.4)]
+    scores = pd.concat([cell.scores, pd.DataFrame(rows, columns=cell.scores.columns)])
+    cell = dataclasses.replace(cell, scores=scores)
+    s = summarise_calibration(cell, "abnormal", test_train_ratio=0.25)
+    row = s.operating.set_index("quantity").loc["ppv"]
+    v = np.array([0.8, 0.6, 0.7])
+    half = sps.t.ppf(0.975, 2) * np.sqrt((1 / 3 + 0.25) * v.var(ddof=1))
+    assert row["at_threshold_mean"] == pytest.approx(0.7)
+    assert row["at_threshold_ci_low"] == pytest.approx(0.7 - half)
+    assert row["at_threshold_ci_high"] == pytest.approx(min(0.7 + half, 1.0))
+    assert row["at_threshold_undefined"] == 1 and row["n"] == 4
+    from classify.report.tables import operating_table
+
+    notes = " ".join(operating_table(s).notes)
+    assert "PPV at the in-fold threshold is undefined in 1 of 4 splits" in notes
