@@ -3,10 +3,20 @@
 The final model is the cell's whole ``imblearn`` pipeline (fusion -> scaler -> sampler ->
 classifier, built by :func:`classify.models.cell_pipeline.build_pipeline` with the cell's
 parameters and the experiment's seed), fitted on every row the experiment's CV used
-(the same id-aligned :class:`~classify.run.feature_sets.FeatureSet`), minus the samples of an
-optional ``exclude_manifest`` (matched by sample id and by patient, so a held-out
-patient contributes no image to the fit). Its card records the CV evidence of the cell
-as stored by ``pipeline classify``; nothing is re-scored here.
+(the same id-aligned :class:`~classify.run.feature_sets.FeatureSet`), minus the samples of
+the experiment's ``[holdout]`` set and of an optional ``exclude_manifest`` (matched by
+sample id and by patient, so a held-out patient contributes no image to the fit).
+
+The cell's in-fold procedure is reproduced on that training set
+(:mod:`classify.bundle.procedure`): a tuned cell runs its nested search again (same space,
+budget, metric, grouped inner folds, seed) and is fitted with the chosen parameters; a cell
+with an ``[operating_point]`` fits its calibrator and threshold on inner out-of-fold
+predictions, and the bundle outputs calibrated probabilities cut at that threshold. The
+card records the chosen parameters, the calibration, the threshold with its inner
+sensitivity/specificity, the cell's stored CV evidence, and the CV's sensitivity,
+specificity, PPV and NPV at the shipped decision rule. A ``--threshold`` is chosen on the
+cell's out-of-fold predictions, which are on the scale the bundle outputs (calibrated when
+the cell calibrates).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import numpy as np
 
 from classify.bundle.card import ModelCard, StoreRequirement
 from classify.bundle.io import BUNDLE_SCHEMA, write_bundle
+from classify.bundle.procedure import cv_at_rule, reproduce_procedure
 from classify.bundle.threshold import ThresholdChoice, choose_threshold, parse_rule
 from classify.config.experiment import Experiment
 from classify.results.metrics import METRICS, higher_is_better
@@ -215,21 +226,33 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
                         "is left to fit; exclude fewer samples")
     cols, blocks = fs.columns(spec.stores)
     X = np.asarray(fs.X[keep][:, cols], dtype=np.float64)
-    pipe = build_pipeline(spec, blocks_spec(blocks), random_state=exp.cv.seed)
+
+    def build() -> Any:
+        return build_pipeline(spec, blocks_spec(blocks), random_state=exp.cv.seed)
+
+    classes = fs.classes
+    positive = fs.report.positive_label
     t0 = time.perf_counter()
     with threadpool_limits(limits=exp.threads_per_task):
+        procedure = reproduce_procedure(spec, build, X, y, groups,
+                                        positive=fs.positive_index, n_classes=len(classes),
+                                        seed=exp.cv.seed)
+        pipe = build().set_params(**procedure.params)
         pipe.fit(X, y)
     seconds = time.perf_counter() - t0
     log.info("fitted %s on %d samples in %.1f s", spec.label, len(ids), seconds)
 
-    classes = fs.classes
-    positive = fs.report.positive_label
+    in_fold = False
     if threshold is not None:
         choice = _oof_threshold(threshold, "command line", chosen, classes, positive)
+    elif procedure.threshold is not None:
+        choice, in_fold = procedure.threshold, True
     elif getattr(exp, "threshold", None) is not None:
         choice = _oof_threshold(exp.threshold, "experiment file", chosen, classes, positive)
     else:
         choice = ThresholdChoice()
+    ratio = benchmark.split.test_train_ratio if benchmark.split else 0.0
+    at_rule = cv_at_rule(chosen, positive, choice, in_fold=in_fold, test_train_ratio=ratio)
 
     infos = {s.encoder_key: s for s in fs.report.stores}
     stores = tuple(StoreRequirement.from_provenance(FeatureStore(infos[k].path).provenance,
@@ -271,6 +294,10 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         label_rule=rule_id,
         threshold=choice,
         cv=cv_evidence(chosen),
+        cv_at_rule=at_rule,
+        procedure=procedure.record(),
+        calibration=(procedure.calibrator.to_record()
+                     if procedure.calibrator is not None else None),
         equivalence=equivalence_evidence(benchmark, chosen, metric, exp),
         training=training,
         warnings=tuple(dict.fromkeys(warnings)),
