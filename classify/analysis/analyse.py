@@ -30,6 +30,7 @@ from classify.analysis.run_warnings import ReportWarning, collect_warnings
 from classify.analysis.stats import compare_cells
 from classify.analysis.tuning_summary import TuningSummary, summarise_tuning
 from classify.config.sections import DEFAULT_EQUIVALENCE, EquivalenceConfig
+from classify.results.holdout import HoldoutEvaluation
 from classify.results.metrics import HEADLINE, METRICS, higher_is_better
 from classify.results.types import (
     AblationResult,
@@ -79,7 +80,7 @@ class Analysis:
             of each feature set (binary tasks only).
         tuning: tuned cells against their default twins, chosen parameters per outer fold
             and tuning cost (None without tuned cells).
-        prevalence, indication_audit: set by :func:`classify.report.inputs.add_context`.
+        prevalence, indication_audit, holdout: set by :func:`classify.report.inputs.add_context`.
     """
 
     benchmark: BenchmarkResult
@@ -100,6 +101,8 @@ class Analysis:
     prevalence: PrevalenceSweep | None = None
     #: label-term audit of the manifest's indications when a pre-read text store is used
     indication_audit: TermAudit | None = None
+    #: the held-out test set and the stored scores of the selected cells (``[holdout]``)
+    holdout: HoldoutEvaluation | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",

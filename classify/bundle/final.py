@@ -35,7 +35,7 @@ import numpy as np
 
 from classify.bundle.card import ModelCard, StoreRequirement
 from classify.bundle.io import BUNDLE_SCHEMA, write_bundle
-from classify.bundle.procedure import cv_at_rule, reproduce_procedure
+from classify.bundle.procedure import cv_at_rule, threshold_choice
 from classify.bundle.threshold import ThresholdChoice, choose_threshold, parse_rule
 from classify.config.experiment import Experiment
 from classify.results.metrics import METRICS, higher_is_better
@@ -200,6 +200,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     from classify.models.cell_pipeline import build_pipeline
     from classify.run.benchmark import dataset_provenance, load_benchmark, load_feature_set
     from classify.run.feature_sets import blocks_spec
+    from classify.run.final_procedure import reproduce_procedure
     from pipeline.store.feature_store import FeatureStore
 
     exp = experiment
@@ -245,8 +246,8 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     in_fold = False
     if threshold is not None:
         choice = _oof_threshold(threshold, "command line", chosen, classes, positive)
-    elif procedure.threshold is not None:
-        choice, in_fold = procedure.threshold, True
+    elif procedure.fold is not None:
+        choice, in_fold = threshold_choice(procedure), True
     elif getattr(exp, "threshold", None) is not None:
         choice = _oof_threshold(exp.threshold, "experiment file", chosen, classes, positive)
     else:
@@ -296,8 +297,9 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         cv=cv_evidence(chosen),
         cv_at_rule=at_rule,
         procedure=procedure.record(),
-        calibration=(procedure.calibrator.to_record()
-                     if procedure.calibrator is not None else None),
+        calibration=(procedure.fold.calibrator.to_record()
+                     if procedure.fold is not None and procedure.fold.calibrator is not None
+                     else None),
         equivalence=equivalence_evidence(benchmark, chosen, metric, exp),
         training=training,
         warnings=tuple(dict.fromkeys(warnings)),

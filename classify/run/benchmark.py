@@ -116,11 +116,18 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     return frame, assignment.rule.spec, dropped
 
 
-def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
+def load_feature_set(exp: Experiment, *, with_holdout: bool = False) -> tuple[FeatureSet, str]:
+    """The experiment's feature set and label-rule id. Without ``with_holdout`` the
+    ``[holdout]`` rows are removed (:mod:`classify.run.holdout`): CV, tuning, calibration,
+    selection and the final fit only ever see the development set."""
+    from classify.run.holdout import development_rows
+
     frame, rule_id, rule_dropped = load_labelled_frame(exp)
     reasons = {sid: why for why, sids in rule_dropped.items() for sid in sids}
     fs = build_feature_set(open_stores(exp), frame, positive_label=exp.positive_label,
                            source=str(exp.manifest), unlabelled_reasons=reasons)
+    if not with_holdout:
+        fs, _ = development_rows(fs, exp)
     return fs, rule_id
 
 

@@ -51,9 +51,9 @@ def test_calibrators_are_monotone_and_fix_a_shift():
     shifted = np.clip(p_true * 0.5 + 0.4, 0, 1)  # over-confident positive probabilities
     for method in ("sigmoid", "isotonic"):
         cal = fit_calibrator(method, shifted, y)
-        q = cal(np.sort(shifted))
+        q = cal.transform(np.sort(shifted))
         assert np.all(np.diff(q) >= -1e-12)
-        assert reliability(y, cal(shifted))[1] < 0.03 < reliability(y, shifted)[1]
+        assert reliability(y, cal.transform(shifted))[1] < 0.03 < reliability(y, shifted)[1]
 
 
 def test_reliability_and_decision_curve_by_hand():
