@@ -35,6 +35,9 @@ class StoreRequirement:
         layers: extra layers the store holds (not read by the model).
         trained_on: data sets the encoder's weights were trained on.
         training_identity: content identity of the training store (for the record).
+        mask: masked text stores only: the label rule, the terms hidden and the tag
+            vocabulary size of the TRAINING data (``pipeline predict`` masks new reports with
+            exactly these terms, never with terms derived from the new manifest).
     """
 
     encoder_key: str
@@ -50,6 +53,7 @@ class StoreRequirement:
     layers: tuple[str, ...] = ()
     trained_on: tuple[str, ...] = ()
     training_identity: str = ""
+    mask: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @classmethod
     def from_provenance(cls, prov: Mapping[str, Any], identity: str = "") -> StoreRequirement:
@@ -92,6 +96,10 @@ class StoreRequirement:
         d = dict(self.__dict__)
         d["preprocessing"] = dict(self.preprocessing)
         d["layers"], d["trained_on"] = list(self.layers), list(self.trained_on)
+        if self.mask is None:
+            d.pop("mask")
+        else:
+            d["mask"] = {**self.mask, "terms": list(self.mask["terms"])}
         return d
 
     @classmethod

@@ -256,9 +256,9 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     at_rule = cv_at_rule(chosen, positive, choice, in_fold=in_fold, test_train_ratio=ratio)
 
     infos = {s.encoder_key: s for s in fs.report.stores}
-    stores = tuple(StoreRequirement.from_provenance(FeatureStore(infos[k].path).provenance,
-                                                    identity=infos[k].identity)
-                   for k in spec.stores)
+    stores = tuple(_with_mask(StoreRequirement.from_provenance(
+        FeatureStore(infos[k].path).provenance, identity=infos[k].identity), exp)
+        for k in spec.stores)
     prov = dataset_provenance(exp)
     warnings = list(benchmark.warnings) + list(chosen.warnings)
     warnings += _data_warnings(exp, stores, prov, chosen, benchmark)
@@ -277,6 +277,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         "class_counts": {classes[c]: int(n) for c, n in zip(codes, counts, strict=True)},
         "sample_ids_sha256": hashlib.sha256("\n".join(ids.tolist()).encode()).hexdigest(),
         "excluded": excluded,
+        "holdout": exp.holdout.key() if exp.holdout is not None else None,
         "seed": exp.cv.seed,
         "split_plan_sha256": benchmark.split.hash if benchmark.split else "",
         "fit_seconds": round(seconds, 3),
@@ -338,6 +339,34 @@ def _exclusion(fs: Any, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         "n_groups": int(len(set(fs.groups[drop].tolist()))),
         "n_listed": len(sids),
     }
+
+
+def _with_mask(req: StoreRequirement, exp: Experiment) -> StoreRequirement:
+    """``req`` with the training mask terms of a masked text store (from the training
+    manifest's label rule and tags, checked against the digest the store recorded)."""
+    if not req.masked:
+        return req
+    import dataclasses
+
+    from pipeline.labels import LabelMask, LabelRule, manifest_tag_vocabulary
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(Path(exp.manifest))
+    spec = req.preprocessing.get("label_rule") or manifest.meta.get("label_rule")
+    if not spec:
+        raise BundleError(f"store {req.encoder_key} is masked but neither it nor {exp.manifest} "
+                          "records the label rule; the mask cannot be carried to new data")
+    mask = LabelMask.for_rule(LabelRule.from_spec(spec), manifest.meta.get("label_classes"),
+                              manifest_tag_vocabulary(manifest.frame))
+    recorded = req.preprocessing.get("mask_terms_sha256")
+    if recorded and recorded != mask.sha256:
+        raise BundleError(
+            f"store {req.encoder_key} was masked with other terms (sha256 {str(recorded)[:12]}...) "
+            f"than {exp.manifest} gives now ({mask.sha256[:12]}...); the manifest changed after "
+            "the extraction: re-extract the masked store, re-run `pipeline classify`, then "
+            "fit-final")
+    return dataclasses.replace(req, mask={"rule": mask.rule, "terms": list(mask.terms),
+                                          "vocabulary_size": mask.vocabulary_size})
 
 
 def _check_reproducible(exp: Experiment, stores: Sequence[str]) -> None:
