@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from classify.bundle.card import StoreRequirement
-from classify.bundle.io import Bundle
+from classify.bundle.io import Bundle, recover_interrupted
 from classify.bundle.threshold import ThresholdChoice, apply_threshold
 from classify.results.metrics import METRICS, higher_is_better, score_fold
 from pipeline.errors import StoreError
@@ -323,6 +323,7 @@ def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
     out_path = None
     if out is not None:
         out_path = Path(out)
+        recover_interrupted(out_path)  # a half file of a killed run is never left behind
         atomic_write(out_path, table.to_csv(index=False))
         log.info("wrote %d predictions (%d failed) to %s", int(ok.sum()), int((~ok).sum()), out_path)
     return PredictionResult(
