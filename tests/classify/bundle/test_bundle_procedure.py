@@ -143,3 +143,52 @@ def test_a_step_fit_final_cannot_reproduce_is_refused():
                     {"feature_selection": {"k": 10}})
     with pytest.raises(BundleError, match="uses feature_selection, which fit-final cannot reproduce"):
         check_reproducible_spec(spec)
+
+
+@pytest.mark.slow
+def test_card_of_a_masked_text_cell_carries_the_training_mask_terms(tmp_path):
+    """Issue 21.6: the mask terms of a masked text store go into the card (from the training
+    manifest, checked against the store's digest), so predict masks new reports with them."""
+    from classify.bundle.final import fit_final
+    from pipeline.errors import BundleError
+    from pipeline.labels import LabelMask, LabelRule, manifest_tag_vocabulary
+
+    y, X = _data(120, 0.4, 3)
+    ids = [f"t{i:04d}" for i in range(len(y))]
+    frame = _manifest(ids, y, "t")
+    frame["tags"] = np.where(y == 1, "Cardiomegaly", "normal")
+    mpath = tmp_path / "manifests" / f"{DATASET}.csv"
+    save_manifest(Manifest(DATASET, frame, tmp_path / "images",
+                           {"label_rule": "normal_vs_abnormal"}), mpath)
+    mask = LabelMask.for_rule(LabelRule.from_spec("normal_vs_abnormal"), None,
+                              manifest_tag_vocabulary(frame))
+
+    def store(sha):  # noqa: ANN001, ANN202
+        prov = {"encoder_key": "txt+masked", "modality": "text", "architecture": "toy",
+                "weights_name": "w", "weights_sha256": "0" * 8, "dim": 8, "dataset": DATASET,
+                "trained_on": [], "preprocessing": {"text_mode": "both", "masked": True,
+                                                    "label_rule": mask.rule,
+                                                    **mask.provenance(), "mask_terms_sha256": sha}}
+        path = store_path(tmp_path / "features", DATASET, "txt+masked")
+        if path.exists():
+            path.unlink()
+        with StoreWriter(path, prov) as w:
+            w.add(ids, {"X": X})
+
+    store(mask.sha256)
+    exp = experiment_from_dict({
+        "name": "masked", "dataset": DATASET, "manifest": str(mpath),
+        "features_root": str(tmp_path / "features"), "results_root": str(tmp_path / "results"),
+        "positive_label": "abnormal", "stores": ["txt+masked"],
+        "feature_sets": {"text": ["txt+masked"]}, "fusions": ["single"], "samplers": ["none"],
+        "classifiers": ["logistic"], "cv": {"folds": 3, "repeats": 1, "seed": 0}, "n_jobs": 1})
+    run_benchmark(exp, n_jobs=1)
+    card = fit_final(exp, cell="text/single/none/logistic", name="m",
+                     models_root=tmp_path / "models").card
+    assert card.stores[0].mask["terms"] == list(mask.terms) and mask.terms
+    assert load_bundle(tmp_path / "models" / "m").card.stores[0].mask["rule"] == mask.rule
+    store("f" * 64)  # masked with other terms than the manifest gives now
+    run_benchmark(exp, n_jobs=1)
+    with pytest.raises(BundleError, match="masked with other terms"):
+        fit_final(exp, cell="text/single/none/logistic", name="m2",
+                  models_root=tmp_path / "models")
