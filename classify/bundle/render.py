@@ -32,6 +32,10 @@ def render_fit_final(fit: FinalFit) -> str:
     if ex:
         lines.append(f"  excluded from the fit: {ex['n_samples']} samples of {ex['n_groups']} "
                      f"patients listed in {ex['manifest']}")
+    if tr.get("holdout"):
+        h = {k: v for k, v in tr["holdout"].items() if v is not None}
+        lines.append(f"  the experiment's [holdout] ({', '.join(f'{k}={v}' for k, v in h.items())}) "
+                     "was left out of the fit, as out of CV")
     rule = t.rule if t.value is None else f"{t.rule}: P({c.positive_label}) >= {t.value:.4f}"
     lines.append(f"  decision rule: {rule} (source: {t.source})")
     if t.oof_sensitivity is not None:

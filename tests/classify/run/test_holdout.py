@@ -56,6 +56,9 @@ def test_holdout_is_never_seen_and_scored_once(toy_project, tmp_path, monkeypatc
     fit = fit_final(exp, cell="image/single/smote/logistic", name="m",
                     models_root=tmp_path / "models")
     assert fit.card.training["n_samples"] == dev.n
+    from classify.bundle.render import render_fit_final
+
+    assert "[holdout] (fraction=0.25) was left out of the fit" in render_fit_final(fit)
 
     from classify.analysis.holdout_test import evaluate_holdout, render_holdout
 
