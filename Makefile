@@ -60,8 +60,9 @@ lock: ## regenerate constraints.txt (every package pinned) from pyproject.toml +
 	sed -i 's/^torch==\([0-9.]*\)+cpu /torch==\1 /' constraints.txt
 	rm -rf $(LOCK_VENV)
 
-data: setup ## build the demo manifest (3,955 real OpenI reports + phantom images)
+data: setup ## build the demo manifest (3,955 real OpenI reports + phantom images) and its held-out slice
 	$(PIPELINE) data $(DATASET)
+	$(PIPELINE) data $(DATASET) --name $(HOLDOUT) --limit $(HOLDOUT_REPORTS)
 
 extract: data ## embed images and reports into HDF5 stores (only ids not stored yet)
 	$(PIPELINE) extract --manifest $(MANIFEST) --encoder $(IMAGE_ENCODER) --encoder $(TEXT_ENCODER) $(PARTIAL_OK)
@@ -74,16 +75,17 @@ report: setup ## write the HTML/Markdown/CSV/LaTeX report of EXPERIMENT
 
 demo: data extract classify report ## the whole main job on the embedded default, offline
 
-# `make predict`: the held-out slice is the first $(HOLDOUT_REPORTS) OpenI reports of the demo (the same
-# sample ids, patients and labels as in $(MANIFEST)); fit-final leaves those patients out of the
-# final fit, and predict embeds the slice into its own stores (artifacts/features/$(HOLDOUT)/).
+# The held-out test set: the first $(HOLDOUT_REPORTS) OpenI reports of the demo (the same sample ids,
+# patients and labels as in $(MANIFEST)), named by `[holdout] manifest` in experiments/demo.toml, so
+# cross-validation, tuning, selection and fit-final never see those patients. `make predict`
+# fits the best fused cell on the rest and predicts the slice, embedding it into its own stores
+# (artifacts/features/$(HOLDOUT)/): scores on patients nothing before has seen.
 HOLDOUT         ?= $(DATASET)_holdout
 HOLDOUT_REPORTS ?= 400
 MODEL           ?= demo-best-fused
 
-predict: setup ## after make demo: fit the best fused cell without a held-out slice, then predict that slice
-	$(PIPELINE) data $(DATASET) --name $(HOLDOUT) --limit $(HOLDOUT_REPORTS)
-	$(PIPELINE) fit-final --config $(EXPERIMENT) --best --feature-set fused --metric roc_auc --name $(MODEL) --exclude-manifest artifacts/manifests/$(HOLDOUT).csv --force
+predict: setup ## after make demo: fit the best fused cell (without the [holdout] patients), predict the held-out slice
+	$(PIPELINE) fit-final --config $(EXPERIMENT) --best --feature-set fused --metric roc_auc --name $(MODEL) --force
 	$(PIPELINE) predict --model artifacts/models/$(MODEL) --manifest artifacts/manifests/$(HOLDOUT).csv $(PARTIAL_OK)
 
 openi: setup ## the reference-study table on real OpenI data (frontal films): make openi REPORTS=.../NLMCXR_reports.tgz IMAGES=.../NLMCXR_png

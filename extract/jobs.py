@@ -248,7 +248,9 @@ class TextJob:
         self.options = options
         spec = parse_text_spec(encoder, text_mode=options.text_mode, mask_labels=options.mask_labels)
         self.spec = spec
-        label_mask = manifest_label_mask(manifest) if spec.masked else None
+        label_mask = None
+        if spec.masked:  # the caller's terms (a model's) win over the manifest's
+            label_mask = options.label_mask or manifest_label_mask(manifest)
         all_texts, rule_spec = manifest_texts(manifest, spec.mode, spec.masked, label_mask)
         self.by_id = dict(zip((str(s) for s in manifest.ids), all_texts, strict=True))
         enc = build_text_encoder(

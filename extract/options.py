@@ -41,6 +41,9 @@ class ExtractOptions:
     ``onnxruntime`` (see :mod:`extract.backends`). ``threads``: the cores given to the run
     (ONNX Runtime intra-op threads, and torch's when set; None = every core this process
     may use). ``onnx_cache``: folder of exported graphs (None = ``<features_root>/../cache/onnx``).
+    ``label_mask``: a :class:`pipeline.labels.LabelMask` to mask with instead of the one the
+    manifest's label rule and tags give (``pipeline predict`` passes the model's, so new data
+    is masked with exactly the training terms).
     ``jpeg_draft``: JPEGs at least 2 x ``jpeg_draft`` x the input size on their short side
     are decoded at reduced size (libjpeg DCT scaling) keeping the short side >= ``jpeg_draft``
     x the input size; 0 decodes every JPEG at full size (see :mod:`extract.preprocess`).
@@ -53,6 +56,7 @@ class ExtractOptions:
     threads: int | None = None
     text_mode: str = "both"
     mask_labels: bool = False
+    label_mask: Any = None
     equalize: bool = False
     limit: int | None = None
     allow_random_weights: bool = False

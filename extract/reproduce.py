@@ -12,7 +12,7 @@ are the recorded ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class ExtractRequest:
     equalize: bool = False
     allow_random_weights: bool = False
     backend: str = "torch"
+    label_mask: Any = field(default=None, compare=False)
 
 
 def extract_request(record: Mapping[str, Any]) -> ExtractRequest:
@@ -63,8 +64,15 @@ def extract_request(record: Mapping[str, Any]) -> ExtractRequest:
     else:
         raise ConfigError(f"cannot tell which text encoder made store {key!r} "
                           f"(weights {weights!r}); embed the manifest with it by hand")
+    mask = None
+    if record.get("mask"):  # the terms the store was masked with (a model card records them)
+        from pipeline.labels import LabelMask
+
+        m = record["mask"]
+        mask = LabelMask(str(m["rule"]), tuple(m["terms"]), int(m["vocabulary_size"]))
     return ExtractRequest(spec, text_mode=str(pre.get("text_mode", "both")),
-                          mask_labels=bool(pre.get("masked", False)), backend=backend)
+                          mask_labels=bool(pre.get("masked", False)), backend=backend,
+                          label_mask=mask)
 
 
 def extract_like(manifest: Any, record: Mapping[str, Any], features_root: str | Path,
@@ -76,6 +84,7 @@ def extract_like(manifest: Any, record: Mapping[str, Any], features_root: str | 
 
     req = extract_request(record)
     return run_extract(manifest, req.encoder, features_root, text_mode=req.text_mode,
-                       mask_labels=req.mask_labels, equalize=req.equalize,
+                       mask_labels=req.mask_labels, label_mask=req.label_mask,
+                       equalize=req.equalize,
                        allow_random_weights=req.allow_random_weights, backend=req.backend,
                        **options)

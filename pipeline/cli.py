@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the modality-shuffle test (it refits the best fused cell on 5 folds)")
     _add_common(p)
 
+    p = verbs.add_parser("evaluate", help="score the selected cells once on the experiment's "
+                         "[holdout] test set (patients CV never saw)")
+    p.add_argument("--config", type=Path, required=True, help="experiment TOML with a [holdout]")
+    p.add_argument("--metric", default="roc_auc",
+                   help="pick the best cell of each feature set by this CV metric (default roc_auc)")
+    p.add_argument("--cell", action="append",
+                   help="score this cell (label; repeatable) instead of the best per feature set")
+    _add_common(p)
+
     p = verbs.add_parser("fit-final", help="fit a chosen cell on all labelled samples; write a model bundle")
     p.add_argument("--config", type=Path, required=True, help="experiment TOML whose results hold the cell")
     which = p.add_mutually_exclusive_group(required=True)
@@ -295,6 +304,7 @@ _VERBS = {
     "tabular": commands.cmd_tabular,
     "classify": commands.cmd_classify,
     "report": commands.cmd_report,
+    "evaluate": commands.cmd_evaluate,
     "fit-final": commands.cmd_fit_final,
     "predict": commands.cmd_predict,
     "compare": commands.cmd_compare,

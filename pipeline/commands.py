@@ -258,6 +258,16 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args: argparse.Namespace, out: Output) -> int:
+    from classify.analysis.holdout_test import evaluate_holdout, render_holdout
+    from classify.config.experiment import load_experiment
+
+    experiment = load_experiment(args.config, artifacts=args.artifacts)
+    evaluation = evaluate_holdout(experiment, metric=args.metric, cells=args.cell)
+    out(render_holdout(evaluation))
+    return EXIT_OK
+
+
 def cmd_fit_final(args: argparse.Namespace, out: Output) -> int:
     from classify.bundle.final import fit_final
     from classify.bundle.render import render_fit_final

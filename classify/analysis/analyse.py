@@ -36,6 +36,7 @@ from classify.analysis.run_warnings import ReportWarning, collect_warnings
 from classify.analysis.stats import compare_cells
 from classify.analysis.tuning_summary import TuningSummary, summarise_tuning
 from classify.config.sections import DEFAULT_EQUIVALENCE, EquivalenceConfig
+from classify.results.holdout import HoldoutEvaluation
 from classify.results.metrics import HEADLINE, METRICS, higher_is_better
 from classify.results.types import (
     AblationResult,
@@ -85,7 +86,7 @@ class Analysis:
             of each feature set (binary tasks only).
         tuning: tuned cells against their default twins, chosen parameters per outer fold
             and tuning cost (None without tuned cells).
-        prevalence, indication_audit: set by :func:`classify.report.inputs.add_context`.
+        prevalence, indication_audit, holdout: set by :func:`classify.report.inputs.add_context`.
     """
 
     benchmark: BenchmarkResult
@@ -110,6 +111,8 @@ class Analysis:
     answer: Answer | None = None
     #: positive-class headline metrics (binary tasks only)
     positive: PositiveClassSummary | None = None
+    #: the held-out test set and the stored scores of the selected cells (``[holdout]``)
+    holdout: HoldoutEvaluation | None = None
 
 
 def build_report_inputs(benchmark: BenchmarkResult, *, metric: str = "roc_auc",
@@ -228,7 +231,9 @@ def calibration_of(benchmark: BenchmarkResult, labels: Sequence[str]
     pos = benchmark.data.positive_label
     if pos is None or len(benchmark.data.classes) != 2:
         return ()
-    return tuple(summarise_calibration(benchmark.cell(label), pos) for label in labels)
+    ratio = benchmark.split.test_train_ratio if benchmark.split is not None else 0.0
+    return tuple(summarise_calibration(benchmark.cell(label), pos, test_train_ratio=ratio)
+                 for label in labels)
 
 
 def best_and_equivalent(benchmark: BenchmarkResult, metric: str,

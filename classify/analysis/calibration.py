@@ -8,7 +8,10 @@
 * **Operating point**: sensitivity, specificity, PPV, NPV and F1 at the threshold chosen
   inside each training fold (stored ``op_*`` metrics, see :mod:`classify.run.operating_point`)
   next to the same quantities at argmax (recomputed per split from the OOF predictions),
-  each as mean with a 95% t-interval over splits (optimistic: CV splits overlap).
+  each as mean with a Nadeau-Bengio corrected 95% interval over splits (the splits share
+  training rows; :func:`classify.analysis.stats.corrected_interval`). A split where a
+  quantity is undefined (PPV with no predicted positive, NPV with no predicted negative)
+  is counted in ``undefined`` and left out of the mean, never dropped silently.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from classify.analysis.cell_summary import summarise_values
+from classify.analysis.stats import corrected_interval
 from classify.results.types import CellResult
 from classify.run.operating_point import threshold_metrics
 
@@ -38,8 +41,10 @@ class CalibrationSummary:
         decision_curve: columns ``threshold, net_benefit, treat_all, treat_none``.
         rule, calibration: the cell's ``[operating_point]`` settings (``""`` without one).
         operating: one row per quantity (:data:`OP_QUANTITIES`): ``quantity, at_threshold_mean,
-            at_threshold_ci_low, at_threshold_ci_high, argmax_mean, argmax_ci_low,
-            argmax_ci_high, n`` (``at_threshold_*`` NaN without an operating point).
+            at_threshold_ci_low, at_threshold_ci_high, at_threshold_undefined, argmax_mean,
+            argmax_ci_low, argmax_ci_high, argmax_undefined, n`` (``at_threshold_*`` NaN
+            without an operating point; ``*_undefined``: splits where the quantity has no
+            value, e.g. PPV when nothing was predicted positive; ``n``: splits).
         thresholds: chosen threshold per split, columns ``repeat, fold, threshold`` (empty
             without an operating point).
     """
@@ -106,9 +111,23 @@ def _argmax_per_split(cell: CellResult, positive: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarise_calibration(cell: CellResult, positive: str, *, n_bins: int = 10
-                          ) -> CalibrationSummary:
-    """Everything of :class:`CalibrationSummary` for ``cell`` (binary, ``positive`` class)."""
+def split_summary(values: np.ndarray, test_train_ratio: float
+                  ) -> tuple[float, float, float, int, int]:
+    """``(mean, ci_low, ci_high, n_defined, n_undefined)`` of per-split values: the mean of
+    the defined splits with a Nadeau-Bengio corrected 95% interval clipped to [0, 1]."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return float("nan"), float("nan"), float("nan"), 0, int(len(v))
+    lo, hi = corrected_interval(v[ok], test_train_ratio)
+    return (float(v[ok].mean()), max(lo, 0.0), min(hi, 1.0), int(ok.sum()),
+            int((~ok).sum()))
+
+
+def summarise_calibration(cell: CellResult, positive: str, *, n_bins: int = 10,
+                          test_train_ratio: float = 0.0) -> CalibrationSummary:
+    """Everything of :class:`CalibrationSummary` for ``cell`` (binary, ``positive`` class);
+    ``test_train_ratio``: the split plan's n2/n1 for the corrected intervals."""
     y, p = _binary(cell, positive)
     bins, ece = reliability(y, p, n_bins)
     op = dict(cell.spec.params.get("operating_point", {}))
@@ -116,12 +135,13 @@ def summarise_calibration(cell: CellResult, positive: str, *, n_bins: int = 10
     has_op = "op_threshold" in set(cell.scores["metric"])
     rows = []
     for q in OP_QUANTITIES:
-        at = (summarise_values(cell.metric_values(f"op_{q}").to_numpy(float)) if has_op
-              else (float("nan"),) * 4 + (0,))
-        am = summarise_values(argmax[q].to_numpy(float))
-        rows.append({"quantity": q, "at_threshold_mean": at[0], "at_threshold_ci_low": at[2],
-                     "at_threshold_ci_high": at[3], "argmax_mean": am[0],
-                     "argmax_ci_low": am[2], "argmax_ci_high": am[3], "n": max(at[4], am[4])})
+        at = (split_summary(cell.metric_values(f"op_{q}").to_numpy(float), test_train_ratio)
+              if has_op else (float("nan"),) * 3 + (0, 0))
+        am = split_summary(argmax[q].to_numpy(float), test_train_ratio)
+        rows.append({"quantity": q, "at_threshold_mean": at[0], "at_threshold_ci_low": at[1],
+                     "at_threshold_ci_high": at[2], "at_threshold_undefined": at[4],
+                     "argmax_mean": am[0], "argmax_ci_low": am[1], "argmax_ci_high": am[2],
+                     "argmax_undefined": am[4], "n": len(argmax)})
     thresholds = pd.DataFrame(columns=["repeat", "fold", "threshold"])
     if has_op:
         thresholds = (cell.metric_values("op_threshold").rename("threshold").reset_index())

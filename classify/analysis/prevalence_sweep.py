@@ -67,15 +67,6 @@ def nested_positive_subsets(y: np.ndarray, positive: int, prevalences: Sequence[
     return out
 
 
-def subset_feature_set(fs: Any, rows: np.ndarray) -> Any:
-    """The :class:`~classify.run.feature_sets.FeatureSet` restricted to ``rows`` (counts updated)."""
-    y = fs.y[rows]
-    counts = {c: int((y == i).sum()) for i, c in enumerate(fs.classes)}
-    report = dataclasses.replace(fs.report, n_samples=len(rows), class_counts=counts)
-    return dataclasses.replace(fs, ids=fs.ids[rows], X=fs.X[rows], y=y, groups=fs.groups[rows],
-                               report=report)
-
-
 @dataclass(frozen=True)
 class PrevalenceLevel:
     """One prevalence of the sweep: its data and split plan."""
@@ -138,6 +129,7 @@ def run_prevalence_sweep(exp: Any, *, n_jobs: int | None = None, compute: bool =
     from classify.run.benchmark import expand_grid, load_feature_set
     from classify.run.cell_task import assemble_cell, run_split
     from classify.run.feature_sets import blocks_spec, tables_spec
+    from classify.run.holdout import subset_feature_set
     from classify.run.split_plan import make_split_plan
 
     cfg = exp.imbalance
@@ -228,7 +220,9 @@ def sweep_table(sweep: PrevalenceSweep, metrics: Sequence[str] = PREVALENCE_METR
     rows = []
     groups: dict[tuple[float, str], dict[str, CellResult]] = {}
     for p, c in sweep.cells:
-        cfg = f"{c.spec.feature_set}/{c.spec.fusion}/{c.spec.classifier}"
+        # the +tuned twin is another configuration, never the default's duplicate
+        tuned = "+tuned" if "tuning" in c.spec.params else ""
+        cfg = f"{c.spec.feature_set}/{c.spec.fusion}/{c.spec.classifier}{tuned}"
         groups.setdefault((p, cfg), {})[c.spec.sampler] = c
     for (p, cfg), by_sampler in groups.items():
         ref = by_sampler.get("none")

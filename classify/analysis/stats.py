@@ -97,6 +97,21 @@ def wilcoxon_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float,
     return float(res.statistic), float(res.pvalue), rank_biserial(a, b), n
 
 
+def corrected_interval(values: Sequence[float], test_train_ratio: float, level: float = 0.95
+                       ) -> tuple[float, float]:
+    """Nadeau-Bengio corrected interval of the mean of CV split scores (NaNs ignored):
+    ``mean ± t(0.975, J-1) · sqrt((1/J + n2/n1) · var)``. The splits share training rows,
+    so the plain ``var / J`` is too small; ``(nan, nan)`` for < 2 finite values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    j = len(v)
+    if j < 2:
+        return float("nan"), float("nan")
+    half = float(sps.t.ppf(0.5 + level / 2, j - 1)) * float(
+        np.sqrt((1.0 / j + float(test_train_ratio)) * v.var(ddof=1)))
+    return float(v.mean()) - half, float(v.mean()) + half
+
+
 def nadeau_bengio(a: Sequence[float], b: Sequence[float], test_train_ratio: float
                   ) -> tuple[float, int, float]:
     """Corrected resampled t-test of paired split scores: ``(t, df, two-sided p)``."""

@@ -35,6 +35,9 @@ class StoreRequirement:
         layers: extra layers the store holds (not read by the model).
         trained_on: data sets the encoder's weights were trained on.
         training_identity: content identity of the training store (for the record).
+        mask: masked text stores only: the label rule, the terms hidden and the tag
+            vocabulary size of the TRAINING data (``pipeline predict`` masks new reports with
+            exactly these terms, never with terms derived from the new manifest).
     """
 
     encoder_key: str
@@ -50,6 +53,7 @@ class StoreRequirement:
     layers: tuple[str, ...] = ()
     trained_on: tuple[str, ...] = ()
     training_identity: str = ""
+    mask: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @classmethod
     def from_provenance(cls, prov: Mapping[str, Any], identity: str = "") -> StoreRequirement:
@@ -92,6 +96,10 @@ class StoreRequirement:
         d = dict(self.__dict__)
         d["preprocessing"] = dict(self.preprocessing)
         d["layers"], d["trained_on"] = list(self.layers), list(self.trained_on)
+        if self.mask is None:
+            d.pop("mask")
+        else:
+            d["mask"] = {**self.mask, "terms": list(self.mask["terms"])}
         return d
 
     @classmethod
@@ -137,6 +145,13 @@ class ModelCard:
         experiment: experiment name, file and its text.
         files: bundle file name -> sha256 (every file except ``model_card.json``, which
             carries its own digest as ``card_sha256``).
+        cv_at_rule: the CV's sensitivity, specificity, PPV and NPV at the shipped decision
+            rule (:func:`classify.bundle.procedure.cv_at_rule`).
+        procedure: what the final fit re-ran: ``tuning`` (settings, chosen values, inner
+            score) and ``operating_point`` (rule, calibration, threshold, inner estimates).
+        calibration: the calibrator ``pipeline predict`` applies to the positive-class
+            probability (:meth:`classify.models.calibration.ProbabilityCalibrator.to_record`),
+            None when the model is uncalibrated.
     """
 
     name: str
@@ -156,6 +171,9 @@ class ModelCard:
     versions: Mapping[str, str] = field(default_factory=dict, hash=False)
     experiment: Mapping[str, Any] = field(default_factory=dict, hash=False)
     files: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cv_at_rule: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    procedure: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    calibration: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def positive_index(self) -> int | None:
@@ -184,6 +202,9 @@ class ModelCard:
             "versions": dict(self.versions),
             "experiment": dict(self.experiment),
             "files": dict(self.files),
+            "cv_at_rule": dict(self.cv_at_rule),
+            "procedure": dict(self.procedure),
+            "calibration": None if self.calibration is None else dict(self.calibration),
         }
 
     @classmethod
@@ -206,6 +227,9 @@ class ModelCard:
             versions=dict(d.get("versions", {})),
             experiment=dict(d.get("experiment", {})),
             files=dict(d.get("files", {})),
+            cv_at_rule=dict(d.get("cv_at_rule") or {}),
+            procedure=dict(d.get("procedure") or {}),
+            calibration=None if d.get("calibration") is None else dict(d["calibration"]),
         )
 
 
@@ -254,8 +278,9 @@ def render_card_markdown(card: ModelCard) -> str:
         + (f"; chosen on {_md(t.chosen_on)}" if t.chosen_on else "") + ")",
     ]
     if t.oof_sensitivity is not None:
-        lines.append(f"* at that threshold on the out-of-fold predictions: sensitivity "
+        lines.append(f"* at that threshold on the predictions it was chosen on: sensitivity "
                      f"{_f(t.oof_sensitivity)}, specificity {_f(t.oof_specificity)}")
+    lines += _procedure_lines(card)
     lines += ["", "## Stores the model needs", "",
               "| store | modality | encoder | weights | weights sha256 | backend | text mode | masked | dim |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -270,6 +295,16 @@ def render_card_markdown(card: ModelCard) -> str:
     for m, v in card.cv.items():
         lines.append(f"| {m} | {_f(v.get('mean'))} | {_f(v.get('std'))} | "
                      f"[{_f(v.get('ci95_low'))}, {_f(v.get('ci95_high'))}] | {v.get('n_splits')} |")
+    rule = card.cv_at_rule
+    if rule.get("metrics"):
+        lines += ["", f"At the shipped decision rule ({_md(rule.get('rule'))}: "
+                      f"{_md(rule.get('how'))}), per split, mean with a Nadeau-Bengio "
+                      "corrected 95% interval:", "",
+                  "| quantity | mean | 95% CI | splits | undefined |", "|---|---|---|---|---|"]
+        for q, v in rule["metrics"].items():
+            lines.append(f"| {q} | {_f(v.get('mean'))} | [{_f(v.get('ci95_low'))}, "
+                         f"{_f(v.get('ci95_high'))}] | {v.get('n_splits')} | "
+                         f"{v.get('n_undefined')} |")
     eq = card.equivalence
     if eq:
         lines += ["", f"Practical equivalence on {_md(eq.get('metric'))} within feature set "
@@ -298,3 +333,26 @@ def render_card_markdown(card: ModelCard) -> str:
     lines += [f"* `{_md(n)}` sha256 `{d}`" for n, d in card.files.items()]
     lines.append("* `model_card.json` carries its own digest (`card_sha256`)")
     return "\n".join(lines) + "\n"
+
+
+def _procedure_lines(card: ModelCard) -> list[str]:
+    """What the final fit re-ran: the search's choice and the operating point."""
+    out = []
+    tuning = card.procedure.get("tuning")
+    if tuning:
+        chosen = ", ".join(f"{k} = {v!r}" for k, v in sorted(tuning.get("chosen", {}).items()))
+        out.append(f"* tuned on the final training set ({_md(tuning.get('search'))} search, "
+                   f"budget {tuning.get('budget')}, {tuning.get('inner_folds')} inner folds by "
+                   f"patient, {_md(tuning.get('metric'))}): chosen **{_md(chosen)}** (inner "
+                   f"{_md(tuning.get('metric'))} {_f(tuning.get('inner_score'))})")
+    op = card.procedure.get("operating_point")
+    if op:
+        out.append(f"* operating point re-fitted on the final training set: rule "
+                   f"`{_md(op.get('rule'))}`, calibration `{_md(op.get('calibration'))}`, "
+                   f"threshold {_f(op.get('threshold'), 4)}; inner sensitivity "
+                   f"{_f(op.get('inner_sensitivity'))}, specificity "
+                   f"{_f(op.get('inner_specificity'))} ({op.get('inner_folds')} folds)")
+    if card.calibration:
+        out.append(f"* probabilities are calibrated ({_md(card.calibration.get('method'))}) "
+                   "before the threshold is applied")
+    return out

@@ -3,10 +3,20 @@
 The final model is the cell's whole ``imblearn`` pipeline (fusion -> scaler -> sampler ->
 classifier, built by :func:`classify.models.cell_pipeline.build_pipeline` with the cell's
 parameters and the experiment's seed), fitted on every row the experiment's CV used
-(the same id-aligned :class:`~classify.run.feature_sets.FeatureSet`), minus the samples of an
-optional ``exclude_manifest`` (matched by sample id and by patient, so a held-out
-patient contributes no image to the fit). Its card records the CV evidence of the cell
-as stored by ``pipeline classify``; nothing is re-scored here.
+(the same id-aligned :class:`~classify.run.feature_sets.FeatureSet`), minus the samples of
+the experiment's ``[holdout]`` set and of an optional ``exclude_manifest`` (matched by
+sample id and by patient, so a held-out patient contributes no image to the fit).
+
+The cell's in-fold procedure is reproduced on that training set
+(:mod:`classify.bundle.procedure`): a tuned cell runs its nested search again (same space,
+budget, metric, grouped inner folds, seed) and is fitted with the chosen parameters; a cell
+with an ``[operating_point]`` fits its calibrator and threshold on inner out-of-fold
+predictions, and the bundle outputs calibrated probabilities cut at that threshold. The
+card records the chosen parameters, the calibration, the threshold with its inner
+sensitivity/specificity, the cell's stored CV evidence, and the CV's sensitivity,
+specificity, PPV and NPV at the shipped decision rule. A ``--threshold`` is chosen on the
+cell's out-of-fold predictions, which are on the scale the bundle outputs (calibrated when
+the cell calibrates).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import numpy as np
 
 from classify.bundle.card import ModelCard, StoreRequirement
 from classify.bundle.io import BUNDLE_SCHEMA, write_bundle
+from classify.bundle.procedure import cv_at_rule, threshold_choice
 from classify.bundle.threshold import ThresholdChoice, choose_threshold, parse_rule
 from classify.config.experiment import Experiment
 from classify.results.metrics import METRICS, higher_is_better
@@ -190,6 +201,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     from classify.models.cell_pipeline import build_pipeline
     from classify.run.benchmark import dataset_provenance, load_benchmark, load_feature_set
     from classify.run.feature_sets import blocks_spec, tables_spec
+    from classify.run.final_procedure import reproduce_procedure
     from pipeline.store.feature_store import FeatureStore
 
     exp = experiment
@@ -216,27 +228,39 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
                         "is left to fit; exclude fewer samples")
     cols, blocks = fs.columns(spec.stores)
     X = np.asarray(fs.X[keep][:, cols], dtype=np.float64)
-    pipe = build_pipeline(spec, blocks_spec(blocks), random_state=exp.cv.seed,
-                          tables=tables_spec(blocks))
+
+    def build() -> Any:
+        return build_pipeline(spec, blocks_spec(blocks), random_state=exp.cv.seed,
+                              tables=tables_spec(blocks))
+
+    classes = fs.classes
+    positive = fs.report.positive_label
     t0 = time.perf_counter()
     with threadpool_limits(limits=exp.threads_per_task):
+        procedure = reproduce_procedure(spec, build, X, y, groups,
+                                        positive=fs.positive_index, n_classes=len(classes),
+                                        seed=exp.cv.seed)
+        pipe = build().set_params(**procedure.params)
         pipe.fit(X, y)
     seconds = time.perf_counter() - t0
     log.info("fitted %s on %d samples in %.1f s", spec.label, len(ids), seconds)
 
-    classes = fs.classes
-    positive = fs.report.positive_label
+    in_fold = False
     if threshold is not None:
         choice = _oof_threshold(threshold, "command line", chosen, classes, positive)
+    elif procedure.fold is not None:
+        choice, in_fold = threshold_choice(procedure), True
     elif getattr(exp, "threshold", None) is not None:
         choice = _oof_threshold(exp.threshold, "experiment file", chosen, classes, positive)
     else:
         choice = ThresholdChoice()
+    ratio = benchmark.split.test_train_ratio if benchmark.split else 0.0
+    at_rule = cv_at_rule(chosen, positive, choice, in_fold=in_fold, test_train_ratio=ratio)
 
     infos = {s.encoder_key: s for s in fs.report.stores}
-    stores = tuple(StoreRequirement.from_provenance(FeatureStore(infos[k].path).provenance,
-                                                    identity=infos[k].identity)
-                   for k in spec.stores)
+    stores = tuple(_with_mask(StoreRequirement.from_provenance(
+        FeatureStore(infos[k].path).provenance, identity=infos[k].identity), exp)
+        for k in spec.stores)
     prov = dataset_provenance(exp)
     warnings = list(benchmark.warnings) + list(chosen.warnings)
     warnings += _data_warnings(exp, stores, prov, chosen, benchmark)
@@ -255,6 +279,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         "class_counts": {classes[c]: int(n) for c, n in zip(codes, counts, strict=True)},
         "sample_ids_sha256": hashlib.sha256("\n".join(ids.tolist()).encode()).hexdigest(),
         "excluded": excluded,
+        "holdout": exp.holdout.key() if exp.holdout is not None else None,
         "seed": exp.cv.seed,
         "split_plan_sha256": benchmark.split.hash if benchmark.split else "",
         "fit_seconds": round(seconds, 3),
@@ -275,6 +300,11 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
         label_rule=rule_id,
         threshold=choice,
         cv=cv_evidence(chosen),
+        cv_at_rule=at_rule,
+        procedure=procedure.record(),
+        calibration=(procedure.fold.calibrator.to_record()
+                     if procedure.fold is not None and procedure.fold.calibrator is not None
+                     else None),
         equivalence=equivalence_evidence(benchmark, chosen, metric, exp),
         training=training,
         warnings=tuple(dict.fromkeys(warnings)),
@@ -313,6 +343,34 @@ def _exclusion(fs: Any, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         "n_groups": int(len(set(fs.groups[drop].tolist()))),
         "n_listed": len(sids),
     }
+
+
+def _with_mask(req: StoreRequirement, exp: Experiment) -> StoreRequirement:
+    """``req`` with the training mask terms of a masked text store (from the training
+    manifest's label rule and tags, checked against the digest the store recorded)."""
+    if not req.masked:
+        return req
+    import dataclasses
+
+    from pipeline.labels import LabelMask, LabelRule, manifest_tag_vocabulary
+    from pipeline.manifest import load_manifest
+
+    manifest = load_manifest(Path(exp.manifest))
+    spec = req.preprocessing.get("label_rule") or manifest.meta.get("label_rule")
+    if not spec:
+        raise BundleError(f"store {req.encoder_key} is masked but neither it nor {exp.manifest} "
+                          "records the label rule; the mask cannot be carried to new data")
+    mask = LabelMask.for_rule(LabelRule.from_spec(spec), manifest.meta.get("label_classes"),
+                              manifest_tag_vocabulary(manifest.frame))
+    recorded = req.preprocessing.get("mask_terms_sha256")
+    if recorded and recorded != mask.sha256:
+        raise BundleError(
+            f"store {req.encoder_key} was masked with other terms (sha256 {str(recorded)[:12]}...) "
+            f"than {exp.manifest} gives now ({mask.sha256[:12]}...); the manifest changed after "
+            "the extraction: re-extract the masked store, re-run `pipeline classify`, then "
+            "fit-final")
+    return dataclasses.replace(req, mask={"rule": mask.rule, "terms": list(mask.terms),
+                                          "vocabulary_size": mask.vocabulary_size})
 
 
 def _check_reproducible(exp: Experiment, stores: Sequence[str]) -> None:

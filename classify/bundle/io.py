@@ -1,6 +1,8 @@
 """Write and load model bundles safely: skops with a fixed trusted-type list, digests, schema check.
 
-A bundle is a folder ``artifacts/models/<name>/``::
+A bundle is a folder ``artifacts/models/<name>/``, assembled in a temporary sibling and
+renamed into place; :func:`recover_interrupted` cleans up after a run killed with SIGKILL
+(half-written temporaries removed, a bundle moved aside by a killed replacement restored)::
 
     model.skops        the fitted cell pipeline (skops format: JSON schema + .npy arrays in a
                        zip; no pickle anywhere, arrays are read with allow_pickle=False)
@@ -88,6 +90,53 @@ def card_digest(doc: dict[str, Any]) -> str:
                                      default=str).encode("utf-8")).hexdigest()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _stale(path: Path, marker: str) -> bool:
+    """True for ``.<name><marker><pid>...`` left by a process that no longer runs."""
+    tail = path.name.split(marker, 1)[-1]
+    digits = "".join(c for c in tail.split(".", 1)[0] if c.isdigit())
+    return bool(digits) and int(digits) != os.getpid() and not _pid_alive(int(digits))
+
+
+def recover_interrupted(path: str | os.PathLike) -> list[str]:
+    """Clean up after a write of ``path`` (a bundle folder or a predictions file) killed with
+    SIGKILL: a half-written temporary (``.<name>.tmp-<pid>`` folder, ``.<name>.<pid>.tmp``
+    file) of a dead process is removed; a bundle moved aside by a killed ``--force``
+    replacement (``.<name>.old-<pid>``) is moved back when nothing took its place, else
+    removed. Returns what was done, one line each (also logged)."""
+    path = Path(path)
+    done: list[str] = []
+    if not path.parent.is_dir():
+        return done
+    for p in sorted(path.parent.glob(f".{path.name}.*")):
+        if p.name.startswith(f".{path.name}.old-") and _stale(p, ".old-"):
+            if not path.exists():
+                os.replace(p, path)
+                done.append(f"restored {path} from {p.name} (a replacement was killed)")
+                continue
+            shutil.rmtree(p, ignore_errors=True)
+            done.append(f"removed {p.name} (left by a killed replacement)")
+        elif (p.name.startswith(f".{path.name}.tmp-") and _stale(p, ".tmp-")) or (
+                p.name.endswith(".tmp") and _stale(p, f".{path.name}.")):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            done.append(f"removed {p.name} (half-written by a killed run)")
+    for line in done:
+        log.warning("%s", line)
+    return done
+
+
 def write_bundle(folder: str | os.PathLike, estimator: Any, card: ModelCard, *,
                  overwrite: bool = False) -> ModelCard:
     """Write ``estimator`` and ``card`` as a bundle at ``folder``; returns the card with digests.
@@ -98,6 +147,7 @@ def write_bundle(folder: str | os.PathLike, estimator: Any, card: ModelCard, *,
     import skops.io as sio
 
     folder = Path(folder)
+    recover_interrupted(folder)
     if folder.exists() and not overwrite:
         raise BundleError(f"model bundle {folder} already exists; pick another name (--name) "
                           "or pass --force to replace it")
@@ -134,6 +184,8 @@ def write_bundle(folder: str | os.PathLike, estimator: Any, card: ModelCard, *,
 def read_card(folder: str | os.PathLike) -> ModelCard:
     """The verified card of the bundle at ``folder`` (schema, own digest and file digests)."""
     folder = Path(folder)
+    if not folder.exists():
+        recover_interrupted(folder)  # a --force replacement killed between its two renames
     path = folder / CARD_JSON
     if not path.is_file():
         hint = " (pass the bundle folder, not a file in it)" if folder.is_file() else ""

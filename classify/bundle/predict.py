@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from classify.bundle.card import StoreRequirement
-from classify.bundle.io import Bundle
+from classify.bundle.io import Bundle, recover_interrupted
 from classify.bundle.threshold import ThresholdChoice, apply_threshold
 from classify.results.metrics import METRICS, higher_is_better, score_fold
 from pipeline.errors import StoreError
@@ -220,13 +220,21 @@ def score_new_data(bundle: Bundle, y: np.ndarray, proba: np.ndarray, groups: np.
     cis = _bootstrap(y, proba, groups, positive, choice, n_boot, seed) if n_boot > 0 else {}
     oof = {"sensitivity@threshold": choice.oof_sensitivity,
            "specificity@threshold": choice.oof_specificity}
+    at_rule = dict(bundle.card.cv_at_rule.get("metrics") or {})  # the CV at the shipped rule
     rows = []
     for m in (*METRICS, *THRESHOLD_METRICS):
         v = point.get(m, math.nan)
         if not math.isfinite(v):
             continue
-        if m in THRESHOLD_METRICS:  # no CV interval; the rule's out-of-fold value where known
+        if m in THRESHOLD_METRICS:  # the CV at the shipped rule, else the rule's own estimate
             c_lo, c_hi = cis.get(m, (math.nan, math.nan))
+            cv = at_rule.get(m.split("@", 1)[0])
+            if cv:
+                lo, hi = cv.get("ci95_low", math.nan), cv.get("ci95_high", math.nan)
+                flag = _flag("op_" + m.split("@", 1)[0], v, c_lo, c_hi, lo, hi)
+                rows.append(MetricRow(m, float(v), c_lo, c_hi, cv.get("mean", math.nan), lo, hi,
+                                      flag))
+                continue
             ref = oof.get(m)
             rows.append(MetricRow(m, float(v), c_lo, c_hi,
                                   math.nan if ref is None else float(ref)))
@@ -240,6 +248,20 @@ def score_new_data(bundle: Bundle, y: np.ndarray, proba: np.ndarray, groups: np.
 
 
 # ----------------------------------------------------------------------------- predict
+def calibrated(proba: np.ndarray, card: Any) -> np.ndarray:
+    """``proba`` with the card's calibrator applied to the positive class (binary models with
+    a calibrated operating point; unchanged otherwise): the scale the threshold was chosen on."""
+    if card.calibration is None or card.positive_index is None or proba.shape[1] != 2:
+        return proba
+    from classify.models.calibration import ProbabilityCalibrator
+
+    pos = card.positive_index
+    p = ProbabilityCalibrator.from_record(card.calibration).transform(proba[:, pos])
+    out = np.empty_like(proba)
+    out[:, pos], out[:, 1 - pos] = p, 1.0 - p
+    return out
+
+
 def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
                 build_store: Callable[[StoreRequirement], Path], out: str | Path | None = None,
                 n_boot: int = N_BOOTSTRAP, seed: int = 0,
@@ -279,6 +301,7 @@ def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
         raw = est.predict_proba(X)
         p = np.zeros((len(ok_ids), n_classes))
         p[:, np.asarray(est.classes_, dtype=int)] = raw
+        p = calibrated(p, card)
         proba[ok] = p
         codes = apply_threshold(p, card.threshold, card.positive_index)
         pred[ok] = np.asarray(card.classes, dtype=object)[codes]
@@ -309,6 +332,7 @@ def run_predict(bundle: Bundle, manifest: Any, *, features_root: str | Path,
     out_path = None
     if out is not None:
         out_path = Path(out)
+        recover_interrupted(out_path)  # a half file of a killed run is never left behind
         atomic_write(out_path, table.to_csv(index=False))
         log.info("wrote %d predictions (%d failed) to %s", int(ok.sum()), int((~ok).sum()), out_path)
     return PredictionResult(

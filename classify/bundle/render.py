@@ -32,11 +32,30 @@ def render_fit_final(fit: FinalFit) -> str:
     if ex:
         lines.append(f"  excluded from the fit: {ex['n_samples']} samples of {ex['n_groups']} "
                      f"patients listed in {ex['manifest']}")
+    if tr.get("holdout"):
+        h = {k: v for k, v in tr["holdout"].items() if v is not None}
+        lines.append(f"  the experiment's [holdout] ({', '.join(f'{k}={v}' for k, v in h.items())}) "
+                     "was left out of the fit, as out of CV")
     rule = t.rule if t.value is None else f"{t.rule}: P({c.positive_label}) >= {t.value:.4f}"
     lines.append(f"  decision rule: {rule} (source: {t.source})")
     if t.oof_sensitivity is not None:
-        lines.append(f"    on the CV out-of-fold predictions: sensitivity {_f(t.oof_sensitivity)}, "
+        on = t.chosen_on or "the CV out-of-fold predictions"
+        lines.append(f"    on {on}: sensitivity {_f(t.oof_sensitivity)}, "
                      f"specificity {_f(t.oof_specificity)}")
+    tuning = c.procedure.get("tuning")
+    if tuning:
+        lines.append(f"  tuned again on the final training set ({tuning['search']}/"
+                     f"{tuning['budget']}, {tuning['inner_folds']} inner folds by patient): "
+                     + ", ".join(f"{k}={v!r}" for k, v in sorted(tuning["chosen"].items()))
+                     + f" (inner {tuning['metric']} {_f(tuning['inner_score'])})")
+    if c.calibration:
+        lines.append(f"  probabilities calibrated ({c.calibration['method']}) before the threshold")
+    at_rule = c.cv_at_rule.get("metrics") or {}
+    if at_rule:
+        lines.append(f"  CV at this rule ({c.cv_at_rule.get('how')}): " + ", ".join(
+            f"{q} {_f(v['mean'])} [{_f(v['ci95_low'])}, {_f(v['ci95_high'])}]"
+            + (f" ({v['n_undefined']} split(s) undefined)" if v.get("n_undefined") else "")
+            for q, v in at_rule.items()))
     lines.append("  stores it needs: " + ", ".join(
         f"{s.encoder_key} ({s.weights_name}, sha256 {s.weights_sha256[:12]}..., {s.backend})"
         for s in c.stores))

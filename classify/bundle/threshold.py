@@ -10,8 +10,10 @@ command line and in an experiment file):
 * ``max_f1``            the cut maximising F1 of the positive class,
 * ``youden``            the cut maximising sensitivity + specificity - 1,
 * ``sensitivity=0.90``  the highest cut whose sensitivity is still >= 0.90,
+* ``specificity=0.90``  the lowest cut whose specificity is still >= 0.90 (as in
+                        ``[operating_point]``),
 
-the last three chosen on *out-of-fold* predictions (the chosen cell's saved CV
+the last four chosen on *out-of-fold* predictions (the chosen cell's saved CV
 predictions: every row was predicted by a model that did not train on it), never on
 rows the final model is evaluated on. Multiclass models always use ``argmax``.
 """
@@ -25,7 +27,8 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 
-RULES = ("argmax", "max_f1", "youden", "sensitivity=<s>", "<number in (0, 1)>")
+RULES = ("argmax", "max_f1", "youden", "sensitivity=<s>", "specificity=<s>",
+         "<number in (0, 1)>")
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,16 @@ def parse_rule(rule: str | float | None) -> tuple[str, float | None]:
     text = str(rule).strip().lower()
     if text in ("argmax", "max_f1", "youden"):
         return text, None
-    if text.startswith("sensitivity="):
-        try:
-            s = float(text.split("=", 1)[1])
-        except ValueError:
-            s = math.nan
-        if not 0 < s <= 1:
-            raise ConfigError(f"threshold rule {rule!r}: sensitivity must be in (0, 1], e.g. "
-                              "'sensitivity=0.90'")
-        return "sensitivity", s
+    for kind in ("sensitivity", "specificity"):
+        if text.startswith(f"{kind}="):
+            try:
+                s = float(text.split("=", 1)[1])
+            except ValueError:
+                s = math.nan
+            if not 0 < s <= 1:
+                raise ConfigError(f"threshold rule {rule!r}: {kind} must be in (0, 1], e.g. "
+                                  f"'{kind}=0.90'")
+            return kind, s
     try:
         return _fixed(float(text), str(rule))
     except ValueError:
@@ -134,10 +138,16 @@ def choose_threshold(rule: str | float | None, y_pos: np.ndarray | None = None,
         f1 = np.where(tp > 0, 2 * tp / (2 * tp + fp + (y_pos.sum() - tp)), 0.0)
         best = int(np.argmax(f1))
         label = "max_f1"
-    else:  # sensitivity >= param: the highest such cut (sensitivity falls as the cut rises)
+    elif name == "sensitivity":  # the highest cut keeping it (sensitivity falls as it rises)
         ok = np.flatnonzero(sens >= param - 1e-12)
         best = int(ok.max())
         label = f"sensitivity={param:g}"
+    else:  # specificity >= param: the lowest such cut (specificity rises with the cut)
+        ok = np.flatnonzero(spec >= param - 1e-12)
+        if not len(ok):  # even predicting nothing positive misses it: the highest cut
+            ok = np.array([len(cuts) - 1])
+        best = int(ok.min())
+        label = f"specificity={param:g}"
     return ThresholdChoice(label, float(cuts[best]), source, chosen_on,
                            float(sens[best]), float(spec[best]))
 

@@ -49,11 +49,13 @@ from typing import Any
 
 from classify.config.sections import (
     EquivalenceConfig,
+    HoldoutConfig,
     ImbalanceConfig,
     OperatingPointConfig,
     TuningConfig,
     check_keys,
     parse_equivalence,
+    parse_holdout,
     parse_imbalance,
     parse_operating_point,
     parse_tuning,
@@ -110,6 +112,8 @@ class Experiment:
         ablation: ``leave_one_out`` / ``all_subsets``: block-subset feature sets were added
             (:func:`classify.analysis.block_subsets.subset_feature_sets`); None: none.
         imbalance: the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`), None without one.
+        holdout: a test set kept out of CV, tuning, calibration, selection and the final fit
+            (``[holdout]``, :mod:`classify.run.holdout`); None: no held-out set.
     """
 
     name: str
@@ -135,6 +139,7 @@ class Experiment:
     tuning: TuningConfig | None = None
     ablation: str | None = None
     imbalance: ImbalanceConfig | None = None
+    holdout: HoldoutConfig | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -148,7 +153,7 @@ _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
     "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
-    "operating_point", "tuning", "ablation", "imbalance",
+    "operating_point", "tuning", "ablation", "imbalance", "holdout",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -332,6 +337,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         tuning=parse_tuning(data.get("tuning"), src, METRICS, classifiers),
         ablation=ablation,
         imbalance=imbalance,
+        holdout=parse_holdout(data.get("holdout"), src),
     )
 
 

@@ -265,3 +265,40 @@ def parse_imbalance(raw: Any, src: str) -> ImbalanceConfig | None:
             except UnknownNameError as exc:
                 raise ConfigError(f"{src}: imbalance.{key}[{i}]: {exc}") from None
     return cfg
+
+
+@dataclass(frozen=True)
+class HoldoutConfig:
+    """``[holdout]``: a test set kept out of everything else (see :mod:`classify.run.holdout`).
+
+    Exactly one of ``fraction`` (a share of the patients, drawn patient-grouped and stratified
+    by label with ``seed``) and ``manifest`` (a manifest CSV whose samples AND patients are held
+    out) is set.
+    """
+
+    fraction: float | None = None
+    manifest: str | None = None
+    seed: int | None = None
+
+    def key(self) -> dict[str, Any]:
+        return {"fraction": self.fraction, "manifest": self.manifest, "seed": self.seed}
+
+
+def parse_holdout(raw: Any, src: str) -> HoldoutConfig | None:
+    """The ``[holdout]`` section, or None when absent."""
+    if raw is None:
+        return None
+    raw = table(raw, "holdout", src)
+    check_keys("holdout", raw, {"fraction", "manifest", "seed"}, src)
+    if ("fraction" in raw) == ("manifest" in raw):
+        raise ConfigError(f"{src}: [holdout] needs exactly one of fraction = 0.2 (a share of the "
+                          "patients) or manifest = \"path.csv\" (ids to hold out)")
+    seed = raw.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"{src}: holdout.seed must be an integer, got {seed!r}")
+    if "manifest" in raw:
+        if not isinstance(raw["manifest"], str) or not raw["manifest"].strip():
+            raise ConfigError(f"{src}: holdout.manifest must be a path to a manifest CSV")
+        return HoldoutConfig(manifest=raw["manifest"], seed=seed)
+    return HoldoutConfig(fraction=number(raw["fraction"], "holdout.fraction", src, 0.01, 0.5),
+                         seed=seed)

@@ -1,4 +1,4 @@
-"""Report inputs beyond the benchmark's cells: the stored prevalence sweep and the indication audit.
+"""Report inputs beyond the benchmark's cells: the stored prevalence sweep, the held-out scores, the indication audit.
 
 :func:`add_context` returns the :class:`~classify.analysis.analyse.Analysis` with both attached, so
 ``pipeline report`` shows them; nothing is computed that is not already stored, except the
@@ -36,4 +36,11 @@ def add_context(analysis: Analysis, experiment: Any) -> Analysis:
         audit = indication_term_audit(manifest.frame, rule, manifest.meta.get("label_classes"))
         if audit is not None:
             log.info("indication audit: %s", audit.sentence())
-    return dataclasses.replace(analysis, prevalence=sweep, indication_audit=audit)
+    from classify.analysis.holdout_test import evaluate_holdout
+
+    holdout = evaluate_holdout(experiment, metric=analysis.primary, compute=False)
+    if holdout is not None and holdout.missing:
+        log.warning("%d selected cell(s) are not scored on the held-out test set yet; run "
+                    "`pipeline evaluate --config ...` to score them once", len(holdout.missing))
+    return dataclasses.replace(analysis, prevalence=sweep, indication_audit=audit,
+                               holdout=holdout)

@@ -176,6 +176,8 @@ def build_document(analysis: Analysis, figures: Mapping[str, list[RenderedFigure
             *([Section("prevalence", "Prevalence", "Prevalence sweep: samplers at lower shares "
                        "of positives", tuple(M.prevalence_blocks(analysis, figures)))]
               if analysis.prevalence is not None else []),
+            *([Section("holdout", "Held-out", "Held-out test set: scored once",
+                       tuple(_holdout(analysis)))] if analysis.holdout is not None else []),
             Section("provenance", "Provenance", "Provenance",
                     tuple(_provenance(b, prov, versions, generated, experiment_text))),
         ))
@@ -205,3 +207,41 @@ def _provenance(b: BenchmarkResult, prov: Mapping[str, Any], versions: Mapping[s
         out += [Heading("Experiment file"), Code(experiment_text, "toml")]
     return out
 
+
+def _holdout(analysis: Analysis) -> list[Block]:
+    """The held-out set and, per selected cell, its metrics with bootstrap intervals."""
+    import math
+
+    from classify.report.model import Table, TCell
+
+    h = analysis.holdout
+    counts = ", ".join(f"{k}: {v}" for k, v in h.class_counts.items())
+    out: list[Block] = [Paragraph(
+        f"Held out: {h.n_samples} samples of {h.n_patients} patients ({counts}); {h.how}. "
+        f"Cross-validation, tuning, calibration, the operating point, the cell selection and "
+        f"fit-final used the other {h.n_development} samples only. Each selected cell's whole "
+        f"procedure was fitted on those and scored once on the held-out patients; intervals "
+        f"are 95% percentiles of {h.n_boot} bootstrap resamples of patients. List: {h.path}.")]
+    if h.missing:
+        out.append(Callout(f"Not scored yet: {', '.join(h.missing)}. Run `pipeline evaluate "
+                           "--config <experiment>` (once).", strong=True))
+
+    def fmt(x: float) -> str:
+        return f"{x:.3f}" if math.isfinite(x) else "n/a"
+
+    for score in h.scores:
+        m = score.metrics
+        rows = tuple((TCell(str(r.metric)), TCell(fmt(r.value),
+                      sub=f"95% CI {fmt(r.ci95_low)}–{fmt(r.ci95_high)}"), TCell(fmt(r.cv_mean)))
+                     for r in m.itertuples(index=False))
+        notes = []
+        if score.threshold is not None:
+            notes.append(f"op_* rows: at the operating point re-fitted on the development set "
+                         f"(threshold {score.threshold:.4f}); other rows as in CV (argmax).")
+        if score.chosen:
+            notes.append(f"parameters chosen on the development set: {score.chosen}")
+        out.append(Table(name=f"holdout-{T.slug(score.cell)}",
+                         title=f"Held-out test: {score.cell}",
+                         columns=("Metric", "Held-out", "CV mean"), rows=rows,
+                         raw=m.assign(cell=score.cell), notes=tuple(notes)))
+    return out

@@ -203,9 +203,24 @@ def operating_table(s: CalibrationSummary) -> Table:
                  title=f"Operating point of {s.cell} (rule: {rule})",
                  columns=("Quantity", "At the in-fold threshold", "At argmax"), rows=rows,
                  raw=s.operating.assign(cell=s.cell, rule=s.rule, calibration=s.calibration),
-                 notes=("Mean over splits with a 95% t-interval (optimistic: CV splits share "
-                        "training data). Argmax uses probabilities that oversampling may have "
-                        "shifted; the in-fold threshold never looks at the test fold.",))
+                 notes=("Mean over splits with a Nadeau-Bengio corrected 95% interval (CV "
+                        "splits share training data). Argmax uses probabilities that "
+                        "oversampling may have shifted; the in-fold threshold never looks at "
+                        "the test fold.", *_undefined_notes(s)))
+
+
+def _undefined_notes(s: CalibrationSummary) -> tuple[str, ...]:
+    """One note per quantity that some splits leave undefined (counted, not hidden)."""
+    out = []
+    for _, r in s.operating.iterrows():
+        for col, where in (("at_threshold_undefined", "at the in-fold threshold"),
+                           ("argmax_undefined", "at argmax")):
+            n_undef = int(r.get(col, 0) or 0)
+            if n_undef:
+                out.append(f"{str(r['quantity']).upper()} {where} is undefined in {n_undef} of "
+                           f"{int(r['n'])} splits (no prediction on that side); the mean and "
+                           "interval are over the other splits.")
+    return tuple(out)
 
 
 def thresholds_table(summaries: Sequence[CalibrationSummary]) -> Table:

@@ -121,7 +121,11 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     return frame, assignment.rule.spec, dropped
 
 
-def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
+def load_feature_set(exp: Experiment, *, with_holdout: bool = False) -> tuple[FeatureSet, str]:
+    """The experiment's feature set and label-rule id. Without ``with_holdout`` the
+    ``[holdout]`` rows are removed (:mod:`classify.run.holdout`): CV, tuning, calibration,
+    selection and the final fit only ever see the development set."""
+    from classify.run.holdout import development_rows
     from pipeline.manifest import load_manifest_meta
 
     frame, rule_id, rule_dropped = load_labelled_frame(exp)
@@ -131,6 +135,8 @@ def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
         positive = load_manifest_meta(exp.manifest).get("positive_label")
     fs = build_feature_set(open_stores(exp), frame, positive_label=positive,
                            source=str(exp.manifest), unlabelled_reasons=reasons)
+    if not with_holdout:
+        fs, _ = development_rows(fs, exp)
     return fs, rule_id
 
 
@@ -161,9 +167,12 @@ def expand_grid(exp: Experiment, fs: FeatureSet) -> list[CellSpec]:
                     specs.append(spec)
                     if exp.tuning is not None and exp.tuning.tunes(clf):
                         members = params.get("classifier", {}).get("members")
+                        tuned = {**params, "tuning": exp.tuning.key(clf, members)}
+                        if "operating_point" in tuned:  # its inner folds differ from tuning's
+                            tuned["operating_point"] = {**tuned["operating_point"],
+                                                        "inner_seed": "independent of tuning"}
                         specs.append(CellSpec(spec.feature_set, spec.stores, spec.modalities,
-                                              fusion, sampler, clf,
-                                              {**params, "tuning": exp.tuning.key(clf, members)}))
+                                              fusion, sampler, clf, tuned))
     return specs
 
 

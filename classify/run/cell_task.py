@@ -29,7 +29,11 @@ from classify.results.types import (
     CellSpec,
 )
 from classify.run.feature_sets import FeatureSet
-from classify.run.operating_point import apply_operating_point, fit_operating_point
+from classify.run.operating_point import (
+    apply_operating_point,
+    fit_operating_point,
+    operating_point_seed,
+)
 from classify.run.split_plan import SplitPlan
 from classify.run.tuning import chosen_json, tune_split
 
@@ -122,7 +126,8 @@ def run_split(
         fold_op = None
         if op:  # decided on the training rows, before the test fold is predicted
             fold_op = fit_operating_point(build, Xc[train], y[train], g, op,
-                                          positive=int(positive), seed=seed,
+                                          positive=int(positive),
+                                          seed=operating_point_seed(seed, bool(tuning)),
                                           n_classes=n_classes)
         t_op = time.perf_counter()
         raw = pipe.predict_proba(Xc[test])

@@ -58,9 +58,10 @@ def is_pre_read_store(encoder_key: str) -> bool:
 
 def is_text_only(cell: CellResult) -> bool:
     """True for a cell on report-derived text only (the leakage ceiling's candidates);
-    cells that use a pre-read store (:func:`is_pre_read_store`) are not."""
+    cells whose stores are ALL pre-read (:func:`is_pre_read_store`) are not: one store of
+    the full report is enough to read the labels off it."""
     return (set(cell.spec.modalities) == {"text"}
-            and not any(is_pre_read_store(k) for k in cell.spec.stores))
+            and not all(is_pre_read_store(k) for k in cell.spec.stores))
 
 
 def indication_term_audit(frame: pd.DataFrame, label_rule: str | None,

@@ -17,6 +17,14 @@ For one outer split of a binary cell (see ``[operating_point]`` in
    F1 at the threshold are stored as the metrics :data:`OPERATING_METRICS`.
 
 Nothing here sees a test-fold row before step 4.
+
+With nested tuning as well (:mod:`classify.run.tuning`), the operating point's inner folds
+are drawn with another seed than the search's (:func:`operating_point_seed`), so the
+threshold is not fitted on the very validation parts that picked the hyper-parameters.
+What remains shared: the chosen hyper-parameters were searched on all training rows, so
+each inner out-of-fold prediction comes from parameters that saw that row in the search
+(never in the fit that predicts it). Re-tuning inside every operating-point fold would
+remove that too at ``inner_folds`` times the search cost; it is not done.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from sklearn import metrics as skm
 from sklearn.model_selection import StratifiedGroupKFold
 
 from classify.config.vocabulary import CALIBRATIONS, check_rule
+from classify.models.calibration import ProbabilityCalibrator
 from classify.results.metrics import OPERATING_METRICS as _OP_METRICS
 from pipeline.errors import ConfigError, DataError
 
@@ -73,24 +82,22 @@ def threshold_metrics(y: np.ndarray, p: np.ndarray, t: float) -> dict[str, float
             "op_npv": ratio(tn, tn + fn), "op_f1": ratio(2 * tp, 2 * tp + fp + fn)}
 
 
-def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """A monotone map of positive-class scores to calibrated probabilities, fitted on ``p, y``."""
-    p, y = np.asarray(p, float), np.asarray(y, int)
-    if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
+def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray) -> ProbabilityCalibrator:
+    """A monotone map of positive-class scores to calibrated probabilities, fitted on ``p, y``
+    (:class:`~classify.models.calibration.ProbabilityCalibrator`; apply it with ``transform``)."""
+    if method not in CALIBRATIONS or method == "none":
+        raise ConfigError(f"operating_point.calibration {method!r}: use one of {CALIBRATIONS}")
+    return ProbabilityCalibrator(method).fit(p, y)
 
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
-        return lambda q: np.clip(iso.predict(np.asarray(q, float)), 0.0, 1.0)
-    if method == "sigmoid":
-        from sklearn.linear_model import LogisticRegression
 
-        def logit(q: np.ndarray) -> np.ndarray:
-            q = np.clip(np.asarray(q, float), 1e-6, 1 - 1e-6)
-            return np.log(q / (1 - q))[:, None]
+#: Added to the cell's seed for the operating point's inner folds of a tuned cell.
+TUNED_SEED_OFFSET = 7919
 
-        lr = LogisticRegression(C=1e6, max_iter=1000).fit(logit(p), y)
-        return lambda q: lr.predict_proba(logit(q))[:, 1]
-    raise ConfigError(f"operating_point.calibration {method!r}: use one of {CALIBRATIONS}")
+
+def operating_point_seed(seed: int, tuned: bool) -> int:
+    """Seed of the operating point's inner folds: the cell's own seed, or for a tuned cell a
+    different one, so its folds are not the tuning search's folds."""
+    return int(seed) + (TUNED_SEED_OFFSET if tuned else 0)
 
 
 def inner_oof_proba(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
@@ -104,21 +111,32 @@ def inner_oof_proba(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, grou
     k = min(int(n_folds), n_groups)
     if k < 2:
         raise DataError(f"inner CV needs >= 2 patient groups in a training fold, got {n_groups}")
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     out = np.full((len(y), n_classes), np.nan)
-    for tr, va in cv.split(X, y, groups):
+    for tr, va in operating_point_splits(y, groups, k, seed):
         pipe = build()
         pipe.fit(X[tr], y[tr])
         out[np.ix_(va, np.asarray(pipe.classes_, dtype=int))] = pipe.predict_proba(X[va])
     return np.nan_to_num(out, nan=0.0)
 
 
+def operating_point_splits(y: np.ndarray, groups: np.ndarray, k: int, seed: int
+                          ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The grouped, stratified inner folds the operating point is chosen on."""
+    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros((len(y), 1)), y, groups))
+
+
 @dataclass(frozen=True)
 class FoldOperatingPoint:
-    """What one training fold decided: the calibrator (None = uncalibrated) and the threshold."""
+    """What one training fold decided: the calibrator (None = uncalibrated) and the threshold,
+    with the rule's sensitivity/specificity on the inner out-of-fold predictions it was
+    chosen on and the number of inner folds."""
 
     threshold: float
-    calibrator: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
+    calibrator: ProbabilityCalibrator | None = field(default=None, compare=False)
+    inner_sensitivity: float = float("nan")
+    inner_specificity: float = float("nan")
+    inner_folds: int = 0
 
 
 def fit_operating_point(build: Callable[[], Any], X_train: np.ndarray, y_train: np.ndarray,
@@ -135,8 +153,11 @@ def fit_operating_point(build: Callable[[], Any], X_train: np.ndarray, y_train: 
     cal = None
     if method != "none":
         cal = fit_calibrator(method, p_in, y_in)
-        p_in = cal(p_in)
-    return FoldOperatingPoint(choose_threshold(str(config["rule"]), p_in, y_in), cal)
+        p_in = cal.transform(p_in)
+    t = choose_threshold(str(config["rule"]), p_in, y_in)
+    m = threshold_metrics(y_in, p_in, t)
+    k = min(int(config.get("inner_folds", 3)), len(np.unique(groups_train)))
+    return FoldOperatingPoint(t, cal, m["op_sensitivity"], m["op_specificity"], k)
 
 
 def apply_operating_point(fold: FoldOperatingPoint, proba_test: np.ndarray, y_test: np.ndarray,
@@ -145,7 +166,7 @@ def apply_operating_point(fold: FoldOperatingPoint, proba_test: np.ndarray, y_te
     fold's threshold."""
     p_test = proba_test[:, positive]
     if fold.calibrator is not None:
-        p_test = fold.calibrator(p_test)
+        p_test = fold.calibrator.transform(p_test)
         proba_test = np.zeros_like(proba_test)
         proba_test[:, positive], proba_test[:, 1 - positive] = p_test, 1.0 - p_test  # binary
     y = (np.asarray(y_test) == positive).astype(int)

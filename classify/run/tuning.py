@@ -81,13 +81,34 @@ def pipeline_names(pipe: Any, space: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _distributions(space: Mapping[str, Any]) -> dict[str, Any]:
+class LogUniformInt:
+    """Integers in ``[low, high]`` drawn log-uniformly (a ``log = true`` int range of
+    ``[tuning.space]``): ``floor(loguniform(low, high + 1))``, so every integer is reachable and
+    small values are as likely per decade as large ones. Has the ``rvs`` that
+    ``RandomizedSearchCV`` / ``HalvingRandomSearchCV`` sample from."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = int(low), int(high)
+
+    def rvs(self, size: Any = None, random_state: Any = None) -> Any:
+        from scipy import stats as sps
+
+        x = sps.loguniform(self.low, self.high + 1).rvs(size=size, random_state=random_state)
+        out = np.clip(np.floor(x), self.low, self.high).astype(int)
+        return int(out) if np.ndim(out) == 0 else out
+
+
+def search_distributions(space: Mapping[str, Any]) -> dict[str, Any]:
+    """Space name -> what the random / halving search samples (a list, or an object with
+    ``rvs``); ``log`` is honoured for float AND integer ranges."""
     from scipy import stats as sps
 
     out: dict[str, Any] = {}
     for name, spec in space.items():
         if isinstance(spec, list):
             out[name] = [param_value(spec, v) for v in spec]
+        elif spec["type"] == "int" and spec.get("log"):
+            out[name] = LogUniformInt(int(spec["low"]), int(spec["high"]))
         elif spec["type"] == "int":
             out[name] = sps.randint(int(spec["low"]), int(spec["high"]) + 1)
         elif spec["log"]:
@@ -113,7 +134,8 @@ def tune_split(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, groups: n
     """Search ``config["space"]`` on the training rows ``X, y`` (grouped by ``groups``).
 
     Returns ``(pipeline_params, chosen, inner_score)``: parameters to ``set_params`` on a fresh
-    pipeline, the chosen values by space name (JSON-able) and the best mean inner score.
+    pipeline, the chosen values by space name (JSON-able) and the best mean inner score, in
+    the metric's own units (a Brier score is positive; the search maximises its negative).
     """
     space = dict(config["space"])
     pipe = build()
@@ -126,13 +148,14 @@ def tune_split(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, groups: n
     else:
         best, score = _sklearn(search, pipe, X, y, splits, scorer, space, names, budget, seed)
     chosen = {k: _jsonable(best[names[k]]) for k in space}
-    return best, chosen, float(score)
+    sign = 1.0 if higher_is_better(str(config["metric"])) else -1.0  # undo the scorer's sign
+    return best, chosen, sign * float(score)
 
 
 def _sklearn(search: str, pipe: Any, X: np.ndarray, y: np.ndarray, splits: list, scorer: Any,
              space: Mapping[str, Any], names: Mapping[str, str], budget: int, seed: int
              ) -> tuple[dict[str, Any], float]:
-    dists = {names[k]: v for k, v in _distributions(space).items()}
+    dists = {names[k]: v for k, v in search_distributions(space).items()}
     common = dict(scoring=scorer, cv=splits, refit=False, n_jobs=1, random_state=seed,
                   error_score="raise")
     if all(isinstance(v, list) for v in dists.values()):  # a finite grid: never oversample it

@@ -40,6 +40,27 @@ from pipeline.store.kinds import TABULAR, kind_problem, store_kind, value_proble
 
 log = logging.getLogger(__name__)
 
+# Provenance keys that do not describe the content (left out of the identity hash).
+_VOLATILE_KEYS = ("created", "updated", "versions", "content_sha256", "n_rows")
+#: Keys of the ``inference`` record that describe one run, not the content: the torch-vs-ONNX
+#: check figures (they vary from run to run by float noise), the thread count, why the
+#: backend was picked and whether the run resumed. Kept in the provenance (and under the
+#: content digest), left out of the identity: re-extracting the same rows gives the same
+#: identity, so cached cells stay valid and two sites can tell they hold the same store.
+RUN_DIAGNOSTIC_KEYS = ("check", "threads", "reason", "requested", "resumed_from")
+
+
+def identity_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The part of a store's provenance that enters its identity: everything but timestamps,
+    versions, row counts and the run diagnostics of :data:`RUN_DIAGNOSTIC_KEYS`."""
+    stable = {k: v for k, v in provenance.items() if k not in _VOLATILE_KEYS}
+    inference = stable.get("inference")
+    if isinstance(inference, dict):
+        stable["inference"] = {k: v for k, v in inference.items()
+                               if k not in RUN_DIAGNOSTIC_KEYS}
+    return stable
+
+
 DIGEST_ALGORITHM = "sha256"
 BLOCK_BYTES = 32 << 20  # rows read per step: about 32 MB over all matrices
 _MAGIC = b"cxr-feature-store-digest/1\n"

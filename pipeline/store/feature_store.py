@@ -64,7 +64,13 @@ from pipeline.errors import (
     storage_error,
 )
 from pipeline.helpers import atomic_write
-from pipeline.store.checks import check_header, check_structure, rebuild_fix, verify_content
+from pipeline.store.checks import (
+    check_header,
+    check_structure,
+    identity_provenance,
+    rebuild_fix,
+    verify_content,
+)
 from pipeline.store.format import (
     COMPATIBILITY_KEYS,
     MAIN,
@@ -87,8 +93,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Provenance keys that do not describe the content (left out of the identity hash).
-_VOLATILE_KEYS = ("created", "updated", "versions", "content_sha256", "n_rows")
 _REQUIRED_KEYS = ("encoder_key", "modality", "architecture", "weights_name", "dim")
 
 
@@ -228,11 +232,12 @@ class FeatureStore:
 
     @property
     def identity(self) -> str:
-        """Identity of the content: SHA-256 of the provenance (minus timestamps and versions)
-        and :attr:`content_id`. Classify's cell keys include it, so it must not change for
-        the same rows (it does not depend on row order or on when the store was written)."""
-        stable = {k: v for k, v in self.provenance.items() if k not in _VOLATILE_KEYS}
-        payload = canonical(stable) + "|" + self.content_id
+        """Identity of the content: SHA-256 of the semantic provenance
+        (:func:`identity_provenance`: no timestamps, versions or run diagnostics) and
+        :attr:`content_id`. Classify's cell keys include it, so it must not change for the
+        same rows (it does not depend on row order, on when the store was written, or on the
+        float noise of the backend check)."""
+        payload = canonical(identity_provenance(self.provenance)) + "|" + self.content_id
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def has(self, ids: Sequence[str]) -> np.ndarray:

@@ -221,3 +221,16 @@ def test_real_encoders_run_on_onnxruntime_with_torch_embeddings(encoder, image_m
         x, y = a.read(ids, layer=layer), b.read(ids, layer=layer)
         cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
         assert cos.min() >= MIN_COSINE, (layer, cos.min())
+
+
+def test_re_extracting_into_a_fresh_folder_gives_the_same_identity(tiny_encoders, image_manifest,
+                                                                  tmp_path) -> None:
+    """Issue 21.5: the same images embedded twice (another folder, another thread count) give
+    identical vectors and must give the same store identity, so classify reuses its cells."""
+    a = FeatureStore(_run(image_manifest, "tiny_plain", tmp_path / "a", threads=1).store)
+    b = FeatureStore(_run(image_manifest, "tiny_plain", tmp_path / "b", threads=2).store)
+    assert a.provenance["inference"]["backend"] == "onnxruntime"
+    ids = sorted(a.ids)
+    np.testing.assert_array_equal(a.read(ids), b.read(ids))
+    assert a.provenance["inference"]["threads"] != b.provenance["inference"]["threads"]
+    assert a.identity == b.identity

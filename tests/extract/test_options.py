@@ -13,7 +13,7 @@ from pipeline.cli import EXTRACT_ROUTING_ARGS, build_parser, main
 from pipeline.errors import ConfigError
 
 #: Fields only the Python API sets (no CLI flag); a new field must be added here or get a flag.
-API_ONLY = {"flush_every", "channels_last", "onnx_cache"}
+API_ONLY = {"flush_every", "channels_last", "onnx_cache", "label_mask"}  # label_mask: predict
 #: CLI flags whose value reaches a field under another name.
 RENAMED = {"no_progress": "progress"}
 

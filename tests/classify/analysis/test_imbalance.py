@@ -108,3 +108,31 @@ def test_report_without_a_computed_sweep_says_so(toy_project) -> None:
     assert sweep.missing == 6 and not sweep.cells
     splits = exp.results_dir / "splits"
     assert not splits.exists() or not list(splits.glob("*prevalence*"))  # loading saves nothing
+
+
+def test_sweep_table_keeps_tuned_twins_apart() -> None:
+    """Issue 21.4: with [tuning] and [imbalance] both on, the +tuned twin of a cell must not
+    overwrite the default cell in the sweep table (4 cells -> 4 rows, not 2)."""
+    import dataclasses
+
+    from classify.analysis.prevalence_sweep import PrevalenceLevel, PrevalenceSweep
+    from tests.classify.conftest import make_cell
+
+    cells = []
+    for i, sampler in enumerate(("none", "smote")):
+        for tuned in (False, True):
+            c = make_cell("logistic", sampler=sampler, fusion="single", feature_set="image",
+                          stores=("img",), modalities=("image",), seed=10 * i + tuned,
+                          key=f"k{i}{int(tuned)}")
+            if tuned:
+                params = {"tuning": {"search": "random", "budget": 4}}
+                c = dataclasses.replace(c, spec=dataclasses.replace(c.spec, params=params))
+            cells.append((0.3, c))
+    sweep = PrevalenceSweep("abnormal", 0.38, (PrevalenceLevel(0.3, 40, 12, "h", "p", 0.5),),
+                            tuple(cells))
+    t = sweep_table(sweep, ("pr_auc",))
+    assert len(t) == 4
+    assert set(t["config"]) == {"image/single/logistic", "image/single/logistic+tuned"}
+    tuned_smote = t[(t["config"] == "image/single/logistic+tuned") & (t["sampler"] == "smote")]
+    want = cells[3][1].metric_values("pr_auc").mean()
+    assert float(tuned_smote["mean"].iloc[0]) == pytest.approx(float(want))

@@ -219,7 +219,10 @@ def test_threshold_metrics_reported_for_a_bundle_with_a_threshold(bundles, tmp_p
     pred_pos = t["predicted_label"] == "abnormal"
     assert rows["sensitivity@threshold"].value == pytest.approx(pred_pos[y].mean())
     assert rows["specificity@threshold"].value == pytest.approx((~pred_pos[~y]).mean())
-    assert rows["sensitivity@threshold"].cv_mean == bundles["youden"].card.threshold.oof_sensitivity
+    # beside the CV at the shipped rule: the threshold applied to each split's OOF predictions
+    at_rule = bundles["youden"].card.cv_at_rule["metrics"]["sensitivity"]
+    assert rows["sensitivity@threshold"].cv_mean == at_rule["mean"]
+    assert rows["sensitivity@threshold"].cv_low == at_rule["ci95_low"]
     assert "sensitivity@threshold" not in {m.metric for m in run_predict(
         bundles["argmax"], manifest, features_root=tmp_path / "features", build_store=build,
         n_boot=0).metrics}

@@ -51,3 +51,15 @@ def test_apply_threshold():
     cut = ThresholdChoice("fixed", 0.75)
     assert apply_threshold(proba, cut, positive=1).tolist() == [0, 0, 1]
     assert apply_threshold(proba, ThresholdChoice("fixed", 0.35), positive=0).tolist() == [0, 0, 1]
+
+
+def test_specificity_rule_as_in_the_operating_point_section():
+    """Issue 21.6: `[operating_point] rule = "specificity=..."` exists, the bundle grammar lacked it."""
+    assert parse_rule("specificity=0.9") == ("specificity", 0.9)
+    with pytest.raises(ConfigError, match="specificity must be in"):
+        parse_rule("specificity=1.5")
+    # cut .4: one negative (.6) above -> spec 5/6; cut .35: spec 4/6; cut .7: spec 1
+    s = choose_threshold("specificity=0.8", Y, P)
+    assert s.value == pytest.approx(0.4) and s.rule == "specificity=0.8"
+    assert s.oof_specificity == pytest.approx(5 / 6) and s.oof_sensitivity == 1.0
+    assert choose_threshold("specificity=1", Y, P).value == pytest.approx(0.7)

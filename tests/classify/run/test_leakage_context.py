@@ -49,3 +49,15 @@ def test_indication_audit_of_a_manifest_frame() -> None:
     assert audit.n_with_terms == 1 and audit.top_terms[0][0] == "cardiomegaly"
     assert leakage.indication_term_audit(frame.drop(columns="indication"),
                                          "normal_vs_abnormal") is None
+
+
+def test_a_full_report_store_fused_with_a_pre_read_store_is_not_exempt() -> None:
+    """Issue 21.3: the exemption needs EVERY store pre-read; minilm + minilm@indication reads
+    the full report and must be judged against the text-only ceiling."""
+    fused = make_cell("logistic", fusion="concat", feature_set="text+indication",
+                      stores=("minilm", "minilm@indication"), modalities=("text", "text"),
+                      seed=6, overrides={"roc_auc": 0.995})
+    assert leakage.is_text_only(fused)
+    warning = leakage.ceiling_warning((fused,), "mesh:report")
+    assert warning is not None and "text+indication" in warning
+    assert not leakage.is_text_only(_cell("minilm@indication", 0.995))

@@ -51,9 +51,9 @@ def test_calibrators_are_monotone_and_fix_a_shift():
     shifted = np.clip(p_true * 0.5 + 0.4, 0, 1)  # over-confident positive probabilities
     for method in ("sigmoid", "isotonic"):
         cal = fit_calibrator(method, shifted, y)
-        q = cal(np.sort(shifted))
+        q = cal.transform(np.sort(shifted))
         assert np.all(np.diff(q) >= -1e-12)
-        assert reliability(y, cal(shifted))[1] < 0.03 < reliability(y, shifted)[1]
+        assert reliability(y, cal.transform(shifted))[1] < 0.03 < reliability(y, shifted)[1]
 
 
 def test_reliability_and_decision_curve_by_hand():
@@ -132,3 +132,69 @@ def test_operating_point_needs_binary_and_valid_settings(toy_project):
         experiment_from_dict(_op_config(toy_project, operating_point={"inner_folds": 1}))
     with pytest.raises(ConfigError, match="unknown key operating_point.rules"):
         experiment_from_dict(_op_config(toy_project, operating_point={"rules": "youden"}))
+
+
+def test_tuned_cell_chooses_its_operating_point_on_other_inner_folds(monkeypatch):
+    """Issue 21.6: tuning and the operating point used the same inner folds, so the threshold
+    was fitted on the validation parts that had picked the hyper-parameters."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from classify.config.search_spaces import resolve_space
+    from classify.results.types import CellSpec
+    from classify.run.cell_task import run_split
+
+    partitions = []
+    split = StratifiedGroupKFold.split
+
+    def recording(self, X, y=None, groups=None):  # noqa: ANN001, ANN202
+        folds = [(tr, va) for tr, va in split(self, X, y, groups)]
+        partitions.append(sorted(tuple(sorted(va.tolist())) for _, va in folds))
+        yield from folds
+
+    monkeypatch.setattr(StratifiedGroupKFold, "split", recording)
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=120) < 0.4).astype(int)
+    X = rng.normal(size=(120, 4)) + y[:, None]
+    params = {"operating_point": {"rule": "youden", "inner_folds": 3, "calibration": "none"},
+              "tuning": {"search": "random", "budget": 2, "inner_folds": 3, "metric": "roc_auc",
+                         "space": resolve_space("logistic", {})}}
+    spec = CellSpec("f", ("a",), ("image",), "single", "none", "logistic", params)
+    train, test = np.arange(90), np.arange(90, 120)
+    run_split(spec, np.arange(4), (("a", 0, 4),), X, y, train, test, n_classes=2, positive=1,
+              seed=0, groups=np.arange(120) // 2)
+    assert len(partitions) == 2  # the search's inner folds, then the operating point's
+    assert partitions[0] != partitions[1]
+
+
+def test_operating_point_intervals_are_corrected_and_count_undefined_splits():
+    """Issue 21.6: operating-point CIs were naive t-intervals over overlapping splits, and a
+    split where PPV is undefined (nothing predicted positive) vanished without a word."""
+    import dataclasses
+
+    from scipy import stats as sps
+
+    from tests.classify.conftest import make_cell
+
+    cell = make_cell("logistic", fusion="single", feature_set="image", stores=("img",),
+                     modalities=("image",), seed=3)
+    key = cell.key
+    ppv = [0.8, 0.6, float("nan"), 0.7]
+    rows = []
+    for i, (r, f) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        for q in ("sensitivity", "specificity", "npv", "f1"):
+            rows.append((key, r, f, f"op_{q}", 0.7 + 0.05 * i))
+        rows += [(key, r, f, "op_ppv", ppv[i]), (key, r, f, "op_threshold", 0.4)]
+    scores = pd.concat([cell.scores, pd.DataFrame(rows, columns=cell.scores.columns)])
+    cell = dataclasses.replace(cell, scores=scores)
+    s = summarise_calibration(cell, "abnormal", test_train_ratio=0.25)
+    row = s.operating.set_index("quantity").loc["ppv"]
+    v = np.array([0.8, 0.6, 0.7])
+    half = sps.t.ppf(0.975, 2) * np.sqrt((1 / 3 + 0.25) * v.var(ddof=1))
+    assert row["at_threshold_mean"] == pytest.approx(0.7)
+    assert row["at_threshold_ci_low"] == pytest.approx(0.7 - half)
+    assert row["at_threshold_ci_high"] == pytest.approx(min(0.7 + half, 1.0))
+    assert row["at_threshold_undefined"] == 1 and row["n"] == 4
+    from classify.report.tables import operating_table
+
+    notes = " ".join(operating_table(s).notes)
+    assert "PPV at the in-fold threshold is undefined in 1 of 4 splits" in notes

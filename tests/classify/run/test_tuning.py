@@ -118,3 +118,36 @@ def test_other_search_methods(search):
     best, chosen, score = tune_split(lambda: build_pipeline(spec, (("a", 0, 6),)), X, y,
                                      np.arange(120) // 2, cfg, positive=1, n_classes=2, seed=0)
     assert set(best) == {"classifier__C"} and 1e-3 <= chosen["C"] <= 10 and score > 0.7
+
+
+def test_random_search_honours_log_for_integer_ranges() -> None:
+    """Issue 21.6: `log = true` on an int range must sample log-uniformly (random/halving
+    search ignored it: n_neighbors in [1, 1000] had a median near 500)."""
+    from sklearn.model_selection import ParameterSampler
+
+    from classify.run.tuning import search_distributions
+
+    space = {"n_neighbors": {"low": 1, "high": 1000, "type": "int", "log": True}}
+    draws = [p["n_neighbors"] for p in ParameterSampler(search_distributions(space), 2000,
+                                                        random_state=0)]
+    assert all(isinstance(v, int) and 1 <= v <= 1000 for v in draws)
+    assert 15 < np.median(draws) < 65  # log-uniform: about sqrt(1000) = 32, uniform: 500
+    assert min(draws) <= 2 and max(draws) >= 800
+    linear = {"n_neighbors": {"low": 1, "high": 1000, "type": "int", "log": False}}
+    draws = [p["n_neighbors"] for p in ParameterSampler(search_distributions(linear), 2000,
+                                                        random_state=0)]
+    assert 400 < np.median(draws) < 600
+
+
+def test_stored_tuning_score_of_brier_is_the_brier_score() -> None:
+    """Issue 21.6: the inner score of a Brier-tuned search is reported as a Brier score (>= 0),
+    not its negative (the search maximises -Brier internally)."""
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=120) < 0.4).astype(int)
+    X = rng.normal(size=(120, 6)) + y[:, None]
+    spec = CellSpec("f", ("a",), ("image",), "single", "none", "logistic", {})
+    cfg = {"search": "random", "budget": 2, "inner_folds": 3, "metric": "brier",
+           "space": resolve_space("logistic", {})}
+    _, _, score = tune_split(lambda: build_pipeline(spec, (("a", 0, 6),)), X, y,
+                             np.arange(120) // 2, cfg, positive=1, n_classes=2, seed=0)
+    assert 0 < score < 0.25

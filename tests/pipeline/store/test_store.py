@@ -308,3 +308,40 @@ def test_rebuild_sets_the_old_store_aside(tmp_path):
         w.add(["s1"], {"X": _vec(["s1"])})
     assert FeatureStore(path).ids.tolist() == ["s1"]
     assert len(list((path.parent / "quarantine").glob("enc.h5.*[0-9]Z"))) == 1
+
+
+def test_identity_ignores_run_diagnostics_but_not_the_backend(tmp_path):
+    """Issue 21.5: two extractions of the same rows differ only in the torch-vs-ONNX check
+    figures and the thread count; their identity (hence every cell key) must be the same."""
+    ids = ["s1", "s2", "s3"]
+
+    def inference(diff, threads, **over):  # noqa: ANN001, ANN202
+        return {"backend": "onnxruntime", "version": "1.32.0", "requested": "auto",
+                "reason": "auto on cpu", "threads": threads,
+                "onnx": {"opset": 17, "sha256": "ab"},
+                "check": {"passed": True, "n_inputs": 4,
+                          "outputs": {"X": {"max_abs_diff": diff, "min_cosine": 1.0}}}, **over}
+
+    def identity(name, inf):  # noqa: ANN001, ANN202
+        path = store_path(tmp_path / name, "ds", "enc")
+        with StoreWriter(path, _prov(inference=inf)) as w:
+            w.add(ids, {"X": _vec(ids)})
+        return FeatureStore(path).identity
+
+    first = identity("a", inference(1.049e-05, 2))
+    assert identity("b", inference(1.12e-05, 16, resumed_from="torch")) == first
+    assert identity("c", inference(1.049e-05, 2, backend="torch")) != first
+    assert identity("d", inference(1.049e-05, 2, onnx={"opset": 18, "sha256": "cd"})) != first
+    # stores without an inference record keep the identity they always had (cached cells stay)
+    path = store_path(tmp_path / "e", "ds", "enc")
+    with StoreWriter(path, _prov()) as w:
+        w.add(ids, {"X": _vec(ids)})
+    from pipeline.store.format import canonical
+
+    store = FeatureStore(path)
+    stable = {k: v for k, v in store.provenance.items()
+              if k not in ("created", "updated", "versions", "content_sha256", "n_rows")}
+    import hashlib
+
+    want = hashlib.sha256((canonical(stable) + "|" + store.content_id).encode()).hexdigest()
+    assert store.identity == want
