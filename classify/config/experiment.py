@@ -33,6 +33,12 @@ subset of every multi-store feature set (:mod:`classify.analysis.block_subsets`)
 section runs the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`). Neither changes the keys
 of the other cells.
 
+Optional: ``tasks = ["cardiomegaly", "effusion"]`` (or ``"all"``: every ``label:<task>`` column of
+the manifest) runs the grid once per binary task, each on its own rows, split plan and cell
+keys (:mod:`classify.run.tasks`; labels from :mod:`pipeline.labels.tasks`); ``uncertain =
+"zeros" | "ones" | "ignore"`` is the policy for uncertain (CheXpert -1) task labels (default:
+the manifest's, else ``zeros``). Without ``tasks`` nothing changes.
+
 The grid is feature_sets x fusions x samplers x classifiers, where fusion ``single``
 applies to one-store feature sets and the other fusions to multi-store ones.
 Relative paths are resolved against the current working directory (the repository
@@ -110,6 +116,12 @@ class Experiment:
         ablation: ``leave_one_out`` / ``all_subsets``: block-subset feature sets were added
             (:func:`classify.analysis.block_subsets.subset_feature_sets`); None: none.
         imbalance: the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`), None without one.
+        tasks: the binary tasks of a multi-task experiment (``"all"``: every ``label:<task>``
+            column of the manifest); None: one task, the manifest's label or ``label_rule``.
+        task: set on the one-task experiments a multi-task one is split into
+            (:func:`classify.run.tasks.task_experiment`): the task whose labels it uses.
+        uncertain: policy for uncertain task labels (``zeros``/``ones``/``ignore``); None: the
+            manifest's recorded policy, else ``zeros``.
     """
 
     name: str
@@ -135,6 +147,9 @@ class Experiment:
     tuning: TuningConfig | None = None
     ablation: str | None = None
     imbalance: ImbalanceConfig | None = None
+    tasks: tuple[str, ...] | str | None = None
+    task: str | None = None
+    uncertain: str | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -148,7 +163,7 @@ _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
     "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
-    "operating_point", "tuning", "ablation", "imbalance",
+    "operating_point", "tuning", "ablation", "imbalance", "tasks", "uncertain",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -308,6 +323,7 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         except (ConfigError, UnknownNameError) as exc:
             raise ConfigError(f"{src}: label_rule: {exc}") from None
 
+    tasks, uncertain = _tasks(data, src, label_rule, positive_label, imbalance)
     return Experiment(
         name=name,
         dataset=dataset,
@@ -332,7 +348,38 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         tuning=parse_tuning(data.get("tuning"), src, METRICS, classifiers),
         ablation=ablation,
         imbalance=imbalance,
+        tasks=tasks,
+        uncertain=uncertain,
     )
+
+
+def _tasks(data: Mapping[str, Any], src: str, label_rule: str | None, positive_label: str | None,
+           imbalance: ImbalanceConfig | None) -> tuple[tuple[str, ...] | str | None, str | None]:
+    """``tasks`` and ``uncertain`` of the document (see the module docstring)."""
+    from pipeline.labels.rules import UNCERTAIN_POLICY_NAMES
+    from pipeline.labels.tasks import check_task_name
+
+    uncertain = _text(data, "uncertain", src, '"zeros"')
+    if uncertain is not None and uncertain not in UNCERTAIN_POLICY_NAMES:
+        raise ConfigError(f"{src}: 'uncertain' must be one of {', '.join(UNCERTAIN_POLICY_NAMES)}, "
+                          f"got {uncertain!r}")
+    raw = data.get("tasks")
+    if raw is None:
+        if uncertain is not None:
+            raise ConfigError(f"{src}: 'uncertain' applies to task labels; add tasks = [...] or "
+                              "remove it")
+        return None, None
+    tasks = "all" if raw == "all" else _str_list(raw, "tasks", src)
+    if tasks != "all":
+        for t in tasks:
+            check_task_name(t, f"{src}: tasks")
+    clash = [k for k, v in (("label_rule", label_rule), ("positive_label", positive_label),
+                            ("[imbalance]", imbalance)) if v is not None]
+    if clash:
+        raise ConfigError(f"{src}: {' and '.join(clash)} cannot be combined with tasks (each task "
+                          "is binary: its finding is the positive class); remove "
+                          f"{'them' if len(clash) > 1 else 'it'} or remove tasks")
+    return tasks, uncertain
 
 
 def _validate_params(comp: str, name: str, p: dict[str, Any], src: str) -> None:

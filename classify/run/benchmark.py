@@ -98,6 +98,21 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     frame = manifest.frame.copy()
     frame["sample_id"] = frame["sample_id"].astype(str)
     dropped: dict[str, list[str]] = {}
+    if exp.tasks is not None:
+        raise ConfigError(
+            f"{exp.source or 'experiment'} lists tasks ({exp.tasks}): run it with "
+            "`pipeline classify`/`report` (every task), or pick one with --task"
+        )
+    if exp.task is not None:  # one task of a multi-task experiment (classify.run.tasks)
+        from pipeline.labels.tasks import manifest_policy, task_labels
+
+        labels = task_labels(frame, exp.task, source=str(exp.manifest),
+                             policy=manifest_policy(manifest.meta, exp.uncertain))
+        for sid, lab, why in zip(frame["sample_id"], labels.labels, labels.reasons, strict=True):
+            if not lab:
+                dropped.setdefault(why or f"task {exp.task}: no label", []).append(sid)
+        frame["label"] = list(labels.labels)
+        return frame, labels.rule_id, dropped
     if exp.label_rule is None:
         rule_id = "manifest:" + str(manifest.meta.get("label_rule", "label"))
         return frame, rule_id, dropped
@@ -116,10 +131,14 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     return frame, assignment.rule.spec, dropped
 
 
-def load_feature_set(exp: Experiment) -> tuple[FeatureSet, str]:
+def load_feature_set(exp: Experiment, stores: Sequence[Any] | None = None
+                     ) -> tuple[FeatureSet, str]:
+    """The experiment's feature set and label-rule id; ``stores``: already opened stores to
+    read from (shared by the tasks of a multi-task experiment), default :func:`open_stores`."""
     frame, rule_id, rule_dropped = load_labelled_frame(exp)
     reasons = {sid: why for why, sids in rule_dropped.items() for sid in sids}
-    fs = build_feature_set(open_stores(exp), frame, positive_label=exp.positive_label,
+    stores = open_stores(exp) if stores is None else stores
+    fs = build_feature_set(stores, frame, positive_label=exp.positive_label,
                            source=str(exp.manifest), unlabelled_reasons=reasons)
     return fs, rule_id
 
@@ -220,7 +239,8 @@ def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResul
 
 
 def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
-                  dry_run: bool = False, scheduler: Any = None) -> BenchmarkResult:
+                  dry_run: bool = False, scheduler: Any = None,
+                  stores: Sequence[Any] | None = None) -> BenchmarkResult:
     """Compute (or, with ``dry_run``, just plan) every cell of ``experiment``.
 
     Args:
@@ -228,8 +248,9 @@ def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
         dry_run: only plan: list each cell with ``compute``/``reuse`` and the reason.
         scheduler: Dask scheduler address or Client: run the tasks on that cluster
             (via :func:`classify.run.backends.joblib_backend`; X and y are scattered once).
+        stores: opened stores to read (see :func:`load_feature_set`); default: open them.
     """
-    return _run(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
+    return _run(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler, stores=stores)
 
 
 def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int = -1,
@@ -246,17 +267,19 @@ def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int
     return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
 
 
-def load_benchmark(experiment: Experiment) -> BenchmarkResult:
+def load_benchmark(experiment: Experiment, stores: Sequence[Any] | None = None
+                   ) -> BenchmarkResult:
     """The stored results of ``experiment`` without computing anything (for reports).
 
     Cells not on disk are listed in ``planned`` with action ``compute`` and left out of
     ``cells``; a warning says how many. ConfigError if none is stored.
     """
-    return _run(experiment, n_jobs=1, dry_run=False, scheduler=None, compute=False)
+    return _run(experiment, n_jobs=1, dry_run=False, scheduler=None, compute=False,
+                stores=stores)
 
 
 def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler: Any,
-         compute: bool = True) -> BenchmarkResult:
+         compute: bool = True, stores: Sequence[Any] | None = None) -> BenchmarkResult:
     from joblib import Parallel, delayed
 
     t_start = time.perf_counter()
@@ -265,7 +288,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     if n_jobs == 0:
         raise ConfigError("n_jobs = 0 runs nothing: use a positive number of parallel fits, or -1 "
                           "for all cores")
-    fs, rule_id = load_feature_set(exp)
+    fs, rule_id = load_feature_set(exp, stores)
     plan = make_split_plan(
         fs.ids, np.asarray(fs.classes, dtype=object)[fs.y], fs.groups,
         n_folds=exp.cv.folds, n_repeats=exp.cv.repeats, seed=exp.cv.seed,
