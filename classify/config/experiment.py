@@ -36,8 +36,9 @@ of the other cells.
 Optional: ``tasks = ["cardiomegaly", "effusion"]`` (or ``"all"``: every ``label:<task>`` column of
 the manifest) runs the grid once per binary task, each on its own rows, split plan and cell
 keys (:mod:`classify.run.tasks`; labels from :mod:`pipeline.labels.tasks`); ``uncertain =
-"zeros" | "ones" | "ignore"`` is the policy for uncertain (CheXpert -1) task labels (default:
-the manifest's, else ``zeros``). Without ``tasks`` nothing changes.
+"zeros" | "ones" | "ignore"`` is the policy for uncertain (CheXpert -1) task labels, or a table
+per task (``[uncertain]`` with ``atelectasis = "ones"``); default: the manifest's, else
+``zeros``. Without ``tasks`` nothing changes.
 
 The grid is feature_sets x fusions x samplers x classifiers, where fusion ``single``
 applies to one-store feature sets and the other fusions to multi-store ones.
@@ -120,8 +121,9 @@ class Experiment:
             column of the manifest); None: one task, the manifest's label or ``label_rule``.
         task: set on the one-task experiments a multi-task one is split into
             (:func:`classify.run.tasks.task_experiment`): the task whose labels it uses.
-        uncertain: policy for uncertain task labels (``zeros``/``ones``/``ignore``); None: the
-            manifest's recorded policy, else ``zeros``.
+        uncertain: policy for uncertain task labels (``zeros``/``ones``/``ignore``), or
+            ``(task, policy)`` pairs (``[uncertain]`` table; other tasks: the default); None:
+            the manifest's recorded policy, else ``zeros``.
     """
 
     name: str
@@ -149,7 +151,7 @@ class Experiment:
     imbalance: ImbalanceConfig | None = None
     tasks: tuple[str, ...] | str | None = None
     task: str | None = None
-    uncertain: str | None = None
+    uncertain: str | tuple[tuple[str, str], ...] | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -354,15 +356,24 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
 
 
 def _tasks(data: Mapping[str, Any], src: str, label_rule: str | None, positive_label: str | None,
-           imbalance: ImbalanceConfig | None) -> tuple[tuple[str, ...] | str | None, str | None]:
+           imbalance: ImbalanceConfig | None) -> tuple[Any, Any]:
     """``tasks`` and ``uncertain`` of the document (see the module docstring)."""
     from pipeline.labels.rules import UNCERTAIN_POLICY_NAMES
     from pipeline.labels.tasks import check_task_name
 
-    uncertain = _text(data, "uncertain", src, '"zeros"')
-    if uncertain is not None and uncertain not in UNCERTAIN_POLICY_NAMES:
-        raise ConfigError(f"{src}: 'uncertain' must be one of {', '.join(UNCERTAIN_POLICY_NAMES)}, "
-                          f"got {uncertain!r}")
+    raw_policy = data.get("uncertain")
+    uncertain: str | tuple[tuple[str, str], ...] | None = None
+    if isinstance(raw_policy, Mapping):  # per task, e.g. {atelectasis = "ones"}
+        uncertain = tuple((str(k), v) for k, v in raw_policy.items()) or None
+    elif raw_policy is not None:
+        uncertain = (("", raw_policy),)
+    for task, policy in uncertain or ():
+        if policy not in UNCERTAIN_POLICY_NAMES:
+            where = f"uncertain.{task}" if task else "uncertain"
+            raise ConfigError(f"{src}: {where!r} must be one of "
+                              f"{', '.join(UNCERTAIN_POLICY_NAMES)}, got {policy!r}")
+    if uncertain and uncertain[0][0] == "":
+        uncertain = uncertain[0][1]
     raw = data.get("tasks")
     if raw is None:
         if uncertain is not None:
@@ -373,6 +384,11 @@ def _tasks(data: Mapping[str, Any], src: str, label_rule: str | None, positive_l
     if tasks != "all":
         for t in tasks:
             check_task_name(t, f"{src}: tasks")
+        unknown = [t for t, _ in (uncertain if isinstance(uncertain, tuple) else ())
+                   if t not in tasks]
+        if unknown:
+            raise ConfigError(f"{src}: uncertain names {unknown}, not tasks of the experiment "
+                              f"({', '.join(tasks)})")
     clash = [k for k, v in (("label_rule", label_rule), ("positive_label", positive_label),
                             ("[imbalance]", imbalance)) if v is not None]
     if clash:

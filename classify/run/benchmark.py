@@ -107,7 +107,7 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
         from pipeline.labels.tasks import manifest_policy, task_labels
 
         labels = task_labels(frame, exp.task, source=str(exp.manifest),
-                             policy=manifest_policy(manifest.meta, exp.uncertain))
+                             policy=manifest_policy(manifest.meta, exp.uncertain, exp.task))
         for sid, lab, why in zip(frame["sample_id"], labels.labels, labels.reasons, strict=True):
             if not lab:
                 dropped.setdefault(why or f"task {exp.task}: no label", []).append(sid)

@@ -144,25 +144,47 @@ def task_labels(frame: pd.DataFrame, task: str, *, policy: str = "zeros",
     return _from_tags(frame, task, policy, source)
 
 
+def chexpert_findings() -> tuple[str, ...]:
+    """The 13 CheXpert findings (not 'No Finding') as the tags name them, in CheXpert order."""
+    from pipeline.labels.tags import normalize_tag
+    from pipeline.sources.chexpert import CHEXPERT_COLUMNS
+
+    return tuple(t for t in (normalize_tag(c) for c in CHEXPERT_COLUMNS) if t != "normal")
+
+
 def resolve_tasks(requested: Sequence[str] | str, frame: pd.DataFrame, source: str) -> tuple[str, ...]:
-    """The experiment's tasks: ``"all"`` = every ``label:<task>`` column of the manifest."""
-    if requested == "all":
-        found = task_columns(frame)
-        if not found:
-            raise ConfigError(
-                f"tasks = \"all\" but {source} has no '{TASK_PREFIX}<task>' column; list the "
-                "findings by name, e.g. tasks = [\"cardiomegaly\", \"effusion\"] (read off the "
-                "tags), or add label:<task> columns to the manifest"
-            )
+    """The experiment's tasks. ``"all"``: every ``label:<task>`` column of the manifest; without
+    any, on a CheXpert-labelled manifest (MIMIC-CXR: it has ``uncertain_tags``), every CheXpert
+    finding that occurs in its tags or uncertain tags."""
+    if requested != "all":
+        return tuple(requested)
+    found = task_columns(frame)
+    if found:
         return found
-    return tuple(requested)
+    if "uncertain_tags" in frame.columns and "tags" in frame.columns:
+        seen = {t for col in ("tags", "uncertain_tags")
+                for cell in frame[col].fillna("").astype(str) for t in cell.split(";") if t}
+        found = tuple(t for t in chexpert_findings() if t in seen)
+        if found:
+            return found
+    raise ConfigError(
+        f"tasks = \"all\" but {source} has no '{TASK_PREFIX}<task>' column (and no CheXpert "
+        "findings); list the findings by name, e.g. tasks = [\"cardiomegaly\", \"effusion\"] "
+        "(read off the tags), or add label:<task> columns to the manifest"
+    )
 
 
-def manifest_policy(meta: dict, chosen: str | None = None) -> str:
-    """The uncertain policy to use: ``chosen`` (the experiment's), else the one the manifest
-    was built with (its sidecar's ``uncertain_policy``, e.g. ``U-Ones``), else ``zeros``."""
-    if chosen is not None:
+def manifest_policy(meta: dict, chosen: str | Sequence[tuple[str, str]] | None = None,
+                    task: str | None = None) -> str:
+    """The uncertain policy of ``task``: ``chosen`` (the experiment's ``uncertain``: one policy,
+    or ``(task, policy)`` pairs, e.g. U-Ones for atelectasis and edema only), else the one the
+    manifest was built with (its sidecar's ``uncertain_policy``, e.g. ``U-Ones``), else
+    ``zeros``."""
+    if isinstance(chosen, str):
         return _check_policy(chosen)
+    per_task = dict(chosen or ())
+    if task in per_task:
+        return _check_policy(per_task[task])
     recorded = str(meta.get("uncertain_policy") or "").strip().lower().removeprefix("u-")
     return recorded if recorded in UNCERTAIN_POLICY_NAMES else "zeros"
 

@@ -35,6 +35,9 @@ def test_tasks_list_all_and_policy():
     assert experiment_from_dict(_base(tasks=["effusion", "nodule"])).tasks == ("effusion", "nodule")
     exp = experiment_from_dict(_base(tasks="all", uncertain="ones"))
     assert exp.tasks == "all" and exp.uncertain == "ones"
+    per_task = experiment_from_dict(_base(tasks=["atelectasis", "effusion"],
+                                          uncertain={"atelectasis": "ones"}))
+    assert per_task.uncertain == (("atelectasis", "ones"),)
 
 
 @pytest.mark.parametrize(("over", "match"), [
@@ -45,6 +48,8 @@ def test_tasks_list_all_and_policy():
     ({"tasks": ["a"], "positive_label": "a"}, "positive_label cannot be combined"),
     ({"tasks": ["a"], "uncertain": "maybe"}, "'uncertain' must be one of zeros, ones, ignore"),
     ({"uncertain": "ones"}, "add tasks"),
+    ({"tasks": ["a"], "uncertain": {"a": "half"}}, "'uncertain.a' must be one of"),
+    ({"tasks": ["a"], "uncertain": {"b": "ones"}}, r"uncertain names \['b'\], not tasks"),
 ])
 def test_bad_tasks_are_config_errors(over, match):
     with pytest.raises(ConfigError, match=match):

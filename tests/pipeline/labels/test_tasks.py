@@ -80,7 +80,18 @@ def test_rule_ids_round_trip_for_predict():
     assert labels_for_rule(f, rule).labels == ("effusion", "effusion")
 
 
-def test_policy_default_is_the_manifests():
+def test_policy_default_is_the_manifests_and_may_be_set_per_task():
     assert manifest_policy({"uncertain_policy": "U-Ones"}) == "ones"
     assert manifest_policy({}) == "zeros"
     assert manifest_policy({"uncertain_policy": "U-Ones"}, "ignore") == "ignore"
+    per_task = (("atelectasis", "ones"), ("edema", "ones"))
+    assert manifest_policy({}, per_task, "atelectasis") == "ones"
+    assert manifest_policy({}, per_task, "effusion") == "zeros"
+    assert manifest_policy({"uncertain_policy": "U-Ignore"}, per_task, "effusion") == "ignore"
+
+
+def test_all_on_a_chexpert_manifest_is_its_chexpert_findings():
+    """MIMIC-CXR manifests carry CheXpert findings in tags + uncertain_tags, no label columns."""
+    f = _frame(tags=["effusion;device", "normal", "cardiomegaly"],
+               uncertain_tags=["", "edema", ""])
+    assert resolve_tasks("all", f, "mimic.csv") == ("cardiomegaly", "edema", "effusion", "device")
