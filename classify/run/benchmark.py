@@ -99,9 +99,10 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     frame["sample_id"] = frame["sample_id"].astype(str)
     dropped: dict[str, list[str]] = {}
     if exp.tasks is not None:
+        named = exp.tasks if isinstance(exp.tasks, str) else ", ".join(exp.tasks)
         raise ConfigError(
-            f"{exp.source or 'experiment'} lists tasks ({exp.tasks}): run it with "
-            "`pipeline classify`/`report` (every task), or pick one with --task"
+            f"{exp.source or 'experiment'} lists tasks ({named}): run it with "
+            "`pipeline classify`/`report` (every task), or pick one with --task TASK"
         )
     if exp.task is not None:  # one task of a multi-task experiment (classify.run.tasks)
         from pipeline.labels.tasks import manifest_policy, task_labels
