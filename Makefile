@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 export PYTHONHASHSEED := 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock data extract classify report demo predict openi leakage context test test-fast lint bench bench-quick clean
+.PHONY: help setup lock data extract classify report demo predict openi leakage context tasks test test-fast lint bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -106,6 +106,11 @@ context: extract ## pre-read context vs images on the demo: indication text, str
 	$(PIPELINE) tabular --manifest $(MANIFEST) --from-manifest openi_context
 	$(PIPELINE) classify --config experiments/context.toml --n-jobs $(N_JOBS)
 	$(PIPELINE) report --config experiments/context.toml
+
+tasks: extract ## five findings in one experiment (opacity, cardiomegaly, atelectasis, effusion, nodule): image, indication text, fusion; cross-task answer (experiments/tasks.toml)
+	$(PIPELINE) extract --manifest $(MANIFEST) --encoder $(TEXT_ENCODER) --text-mode indication $(PARTIAL_OK)
+	$(PIPELINE) classify --config experiments/tasks.toml --n-jobs $(N_JOBS)
+	$(PIPELINE) report --config experiments/tasks.toml
 
 test: setup ## run the whole test suite (slow tests included)
 	$(PY) -m pytest -q

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("image", "text", "classify", "grid", "memory", "verify", "scale")
+BENCHES = ("image", "text", "classify", "grid", "tasks", "memory", "verify", "scale")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         memory,
         scale_model,
         store_verify,
+        tasks,
         text_extract,
     )
     from benchmarks.common import (
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "text": lambda: text_extract.run(cfg),
         "classify": lambda: classify_grid.run(cfg, with_dask=False if args.no_dask else None),
         "grid": lambda: classify_grid.run_full(cfg),
+        "tasks": lambda: tasks.run(cfg),
         "memory": lambda: memory.run(cfg),
         "verify": lambda: store_verify.run(cfg),
         "scale": lambda: scale_model.run(cfg, costs, scale_model.assumptions_from(args)),

@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude-manifest", type=Path,
                    help="leave the samples and patients of this manifest out of the fit (a held-out slice)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle of the same name")
+    p.add_argument("--task", help="multi-task experiment (tasks = [...]): the task whose cell to fit")
     _add_common(p)
 
     p = verbs.add_parser("predict", help="apply a model bundle to a (new) manifest")
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for metric CIs (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for a store lock")
+    p.add_argument("--task", help="the task the model must have been fitted for (fit-final --task); "
+                                  "new rows are scored on that task's labels")
     _add_common(p)
 
     p = verbs.add_parser("compare", help="compare two saved benchmark runs cell by cell")

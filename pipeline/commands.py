@@ -172,6 +172,8 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
     from pipeline import api
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
+    if experiment.tasks is not None:  # one benchmark per task + the cross-task answer
+        return _classify_tasks(experiment, args, out)
     result = api.classify(args.config, artifacts=args.artifacts, n_jobs=args.n_jobs,
                           dry_run=args.dry_run, scheduler=args.scheduler)
     if result.dry_run:
@@ -228,6 +230,8 @@ def cmd_report(args: argparse.Namespace, out: Output) -> int:
     from pipeline.manifest import load_manifest
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
+    if experiment.tasks is not None:  # each task's report + the cross-task page
+        return _report_tasks(experiment, args, out)
     benchmark = load_benchmark(experiment)
     shuffles = []
     if args.shuffle:
@@ -274,6 +278,10 @@ def cmd_fit_final(args: argparse.Namespace, out: Output) -> int:
     from classify.config.experiment import load_experiment
 
     experiment = load_experiment(args.config, artifacts=args.artifacts)
+    if args.task is not None:
+        from classify.run.tasks import task_experiment
+
+        experiment = task_experiment(experiment, args.task)
     fit = fit_final(experiment, cell=args.cell, best=args.best, metric=args.metric,
                     feature_set=args.feature_set, name=args.name, threshold=args.threshold,
                     exclude_manifest=args.exclude_manifest, models_root=args.artifacts / "models",
@@ -290,6 +298,11 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     options = {"batch_size": args.batch_size, "num_workers": args.num_workers,
                "device": args.device, "lock_timeout": args.lock_timeout,
                "progress": False if args.no_progress else None}
+    if args.task is not None:  # a bundle fitted for one task of a multi-task experiment
+        from classify.bundle.io import load_bundle
+        from classify.bundle.predict import check_task
+
+        check_task(load_bundle(args.model), args.task, args.model)
     if args.csv is not None:
         result = api.predict_csv(args.model, args.csv, image_root=args.image_root, name=args.name,
                                  artifacts=args.artifacts, out=args.out, n_boot=args.bootstrap,
@@ -369,3 +382,53 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     out(f"{len(verdicts)} checked, {len(verdicts) - len(bad)} OK, {len(bad)} failed"
           + ("" if verdicts else f" (nothing found under {', '.join(map(str, paths)) or args.artifacts})"))
     return EXIT_USER_ERROR if bad else EXIT_OK
+
+
+# ----------------------------------------------------------------------------- many tasks
+def _classify_tasks(experiment, args: argparse.Namespace, out: Output) -> int:  # noqa: ANN001
+    """``classify`` of a multi-task experiment: each task's grid, then the cross-task answer."""
+    from classify.analysis.tasks import analyse_tasks
+    from classify.report.console import render_benchmark
+    from classify.report.tasks import render_tasks_text
+    from classify.run.tasks import run_tasks
+
+    run = run_tasks(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run, scheduler=args.scheduler)
+    for t in run.tasks:
+        out(f"\n== task {t.task} ({t.seconds:.1f}s) ==")
+        out(render_benchmark(t.benchmark))
+    if not args.dry_run:
+        out("\n" + render_tasks_text(analyse_tasks(run, args.metric)))
+    out(f"\n{len(run.tasks)} task(s) in {run.wall_seconds:.1f}s; stores opened, verified and "
+        f"read once for all: {run.shared_seconds:.1f}s")
+    return EXIT_OK
+
+
+def _report_tasks(experiment, args: argparse.Namespace, out: Output) -> int:  # noqa: ANN001
+    """``report`` of a multi-task experiment: each task's own report (as a single-task
+    experiment's, without the refitting shuffle test), then the cross-task page."""
+    from classify.analysis.analyse import analyse_benchmark
+    from classify.analysis.tasks import analyse_tasks
+    from classify.report import write_report
+    from classify.report.inputs import add_context
+    from classify.report.tasks import render_tasks_text, write_tasks_report
+    from classify.run.tasks import run_tasks, task_experiment
+    from pipeline.manifest import load_manifest
+
+    run = run_tasks(experiment, compute=False)
+    meta = load_manifest(experiment.manifest).meta
+    provenance = {"label_source": meta.get("label_source"), "manifest": str(experiment.manifest),
+                  "manifest_notes": meta.get("notes", []), "command": " ".join(sys.argv)}
+    text = Path(args.config).read_text(encoding="utf-8")
+    reports = args.artifacts / "reports"
+    pages = {}
+    for t in run.tasks:
+        analysis = analyse_benchmark(t.benchmark, shuffles=[], label_source=meta.get("label_source"),
+                                     metric=args.metric, equivalence=experiment.equivalence)
+        analysis = add_context(analysis, task_experiment(experiment, t.task))
+        pages[t.task] = write_report(analysis, reports, experiment_text=text,
+                                     provenance=provenance)["markdown"]
+    answer = analyse_tasks(run, args.metric)
+    out(render_tasks_text(answer) + "\n")
+    for kind, path in write_tasks_report(answer, reports, pages).items():
+        out(f"{kind:>12}: {path}")
+    return EXIT_OK

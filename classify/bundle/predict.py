@@ -31,7 +31,7 @@ from classify.bundle.card import StoreRequirement
 from classify.bundle.io import Bundle, recover_interrupted
 from classify.bundle.threshold import ThresholdChoice, apply_threshold
 from classify.results.metrics import METRICS, higher_is_better, score_fold
-from pipeline.errors import StoreError
+from pipeline.errors import BundleError, StoreError
 from pipeline.helpers import atomic_write
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,8 @@ def _labels(bundle: Bundle, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]
     rule = bundle.card.label_rule
     if not rule or rule.startswith("manifest:"):
         return frame["label"].astype(str).str.strip().to_numpy(dtype=object), []
+    if rule.startswith("task:"):  # one task of a multi-task experiment
+        return _task_labels(rule, frame)
     from pipeline.labels import apply_label_rule
 
     tags = frame["tags"].fillna("").astype(str).tolist() if "tags" in frame.columns else None
@@ -150,6 +152,32 @@ def _labels(bundle: Bundle, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]
             "manifest does not fill: not scored"]
     assignment = apply_label_rule(rule, tags)
     return np.array([lab or "" for lab in assignment.labels], dtype=object), []
+
+
+def _task_labels(rule: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Labels of the card's task: the manifest's ``label:<task>`` column, else its tags."""
+    from pipeline.labels.tasks import TASK_PREFIX, labels_for_rule, task_of_rule
+
+    task = task_of_rule(rule)
+    column = f"{TASK_PREFIX}{task}"
+    tags = frame["tags"].fillna("").astype(str) if "tags" in frame.columns else None
+    if column not in frame.columns and (tags is None or not tags.str.strip().any()):
+        return np.full(len(frame), "", dtype=object), [
+            f"the model is for task {task!r}, whose labels come from a {column!r} column or the "
+            "'tags' column; this manifest has neither: not scored"]
+    return np.array(labels_for_rule(frame, rule).labels, dtype=object), []
+
+
+def check_task(bundle: Bundle, task: str, where: Any = "the model") -> None:
+    """BundleError unless ``bundle`` was fitted for ``task`` (``predict --task``)."""
+    from pipeline.labels.tasks import task_of_rule
+
+    fitted = task_of_rule(bundle.card.label_rule)
+    if fitted != task:
+        what = (f"task {fitted!r}" if fitted else
+                f"a single-task experiment (label rule {bundle.card.label_rule!r})")
+        raise BundleError(f"{where} was fitted for {what}, not task {task!r}; pass the bundle "
+                          f"of that task (`pipeline fit-final --task {task} ...`) or drop --task")
 
 
 def _ratio(a: float, b: float) -> float:

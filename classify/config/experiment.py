@@ -33,6 +33,13 @@ subset of every multi-store feature set (:mod:`classify.analysis.block_subsets`)
 section runs the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`). Neither changes the keys
 of the other cells.
 
+Optional: ``tasks = ["cardiomegaly", "effusion"]`` (or ``"all"``: every ``label:<task>`` column of
+the manifest) runs the grid once per binary task, each on its own rows, split plan and cell
+keys (:mod:`classify.run.tasks`; labels from :mod:`pipeline.labels.tasks`); ``uncertain =
+"zeros" | "ones" | "ignore"`` is the policy for uncertain (CheXpert -1) task labels, or a table
+per task (``[uncertain]`` with ``atelectasis = "ones"``); default: the manifest's, else
+``zeros``. Without ``tasks`` nothing changes.
+
 The grid is feature_sets x fusions x samplers x classifiers, where fusion ``single``
 applies to one-store feature sets and the other fusions to multi-store ones.
 Relative paths are resolved against the current working directory (the repository
@@ -114,6 +121,13 @@ class Experiment:
         imbalance: the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`), None without one.
         holdout: a test set kept out of CV, tuning, calibration, selection and the final fit
             (``[holdout]``, :mod:`classify.run.holdout`); None: no held-out set.
+        tasks: the binary tasks of a multi-task experiment (``"all"``: every ``label:<task>``
+            column of the manifest); None: one task, the manifest's label or ``label_rule``.
+        task: set on the one-task experiments a multi-task one is split into
+            (:func:`classify.run.tasks.task_experiment`): the task whose labels it uses.
+        uncertain: policy for uncertain task labels (``zeros``/``ones``/``ignore``), or
+            ``(task, policy)`` pairs (``[uncertain]`` table; other tasks: the default); None:
+            the manifest's recorded policy, else ``zeros``.
     """
 
     name: str
@@ -140,6 +154,9 @@ class Experiment:
     ablation: str | None = None
     imbalance: ImbalanceConfig | None = None
     holdout: HoldoutConfig | None = None
+    tasks: tuple[str, ...] | str | None = None
+    task: str | None = None
+    uncertain: str | tuple[tuple[str, str], ...] | None = None
 
     @property
     def results_dir(self) -> Path:
@@ -153,7 +170,7 @@ _TOP_KEYS = {
     "name", "dataset", "manifest", "features_root", "results_root", "label_rule",
     "positive_label", "stores", "feature_sets", "fusions", "samplers", "classifiers",
     "params", "cv", "metrics", "n_jobs", "threads_per_task", "equivalence",
-    "operating_point", "tuning", "ablation", "imbalance", "holdout",
+    "operating_point", "tuning", "ablation", "imbalance", "holdout", "tasks", "uncertain",
 }
 _CV_KEYS = {"folds", "repeats", "seed"}
 
@@ -313,6 +330,8 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         except (ConfigError, UnknownNameError) as exc:
             raise ConfigError(f"{src}: label_rule: {exc}") from None
 
+    tasks, uncertain = _tasks(data, src, label_rule, positive_label, imbalance,
+                              data.get("holdout"))
     return Experiment(
         name=name,
         dataset=dataset,
@@ -338,7 +357,54 @@ def experiment_from_dict(data: Mapping[str, Any], source: str | Path = "<dict>",
         ablation=ablation,
         imbalance=imbalance,
         holdout=parse_holdout(data.get("holdout"), src),
+        tasks=tasks,
+        uncertain=uncertain,
     )
+
+
+def _tasks(data: Mapping[str, Any], src: str, label_rule: str | None, positive_label: str | None,
+           imbalance: ImbalanceConfig | None, holdout: Any = None) -> tuple[Any, Any]:
+    """``tasks`` and ``uncertain`` of the document (see the module docstring)."""
+    from pipeline.labels.rules import UNCERTAIN_POLICY_NAMES
+    from pipeline.labels.tasks import check_task_name
+
+    raw_policy = data.get("uncertain")
+    uncertain: str | tuple[tuple[str, str], ...] | None = None
+    if isinstance(raw_policy, Mapping):  # per task, e.g. {atelectasis = "ones"}
+        uncertain = tuple((str(k), v) for k, v in raw_policy.items()) or None
+    elif raw_policy is not None:
+        uncertain = (("", raw_policy),)
+    for task, policy in uncertain or ():
+        if policy not in UNCERTAIN_POLICY_NAMES:
+            where = f"uncertain.{task}" if task else "uncertain"
+            raise ConfigError(f"{src}: {where!r} must be one of "
+                              f"{', '.join(UNCERTAIN_POLICY_NAMES)}, got {policy!r}")
+    if uncertain and uncertain[0][0] == "":
+        uncertain = uncertain[0][1]
+    raw = data.get("tasks")
+    if raw is None:
+        if uncertain is not None:
+            raise ConfigError(f"{src}: 'uncertain' applies to task labels; add tasks = [...] or "
+                              "remove it")
+        return None, None
+    tasks = "all" if raw == "all" else _str_list(raw, "tasks", src)
+    if tasks != "all":
+        for t in tasks:
+            check_task_name(t, f"{src}: tasks")
+        unknown = [t for t, _ in (uncertain if isinstance(uncertain, tuple) else ())
+                   if t not in tasks]
+        if unknown:
+            raise ConfigError(f"{src}: uncertain names {unknown}, not tasks of the experiment "
+                              f"({', '.join(tasks)})")
+    clash = [k for k, v in (("label_rule", label_rule), ("positive_label", positive_label),
+                            ("[imbalance]", imbalance), ("[holdout]", holdout))
+             if v is not None]
+    if clash:
+        raise ConfigError(f"{src}: {' and '.join(clash)} cannot be combined with tasks (each task "
+                          "is binary: its finding is the positive class; a held-out set per task "
+                          "is not supported yet); remove "
+                          f"{'them' if len(clash) > 1 else 'it'} or remove tasks")
+    return tasks, uncertain
 
 
 def _validate_params(comp: str, name: str, p: dict[str, Any], src: str) -> None:

@@ -33,7 +33,10 @@ def add_context(analysis: Analysis, experiment: Any) -> Analysis:
     if any(is_pre_read_store(k) for k in stores):
         manifest = load_manifest(experiment.manifest)
         rule = experiment.label_rule or manifest.meta.get("label_rule")
-        audit = indication_term_audit(manifest.frame, rule, manifest.meta.get("label_classes"))
+        classes = manifest.meta.get("label_classes")
+        if experiment.task is not None:  # one task of a multi-task experiment: its finding
+            rule, classes = f"finding_vs_rest:{experiment.task}", None
+        audit = indication_term_audit(manifest.frame, rule, classes)
         if audit is not None:
             log.info("indication audit: %s", audit.sentence())
     from classify.analysis.holdout_test import evaluate_holdout

@@ -103,6 +103,22 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     frame = manifest.frame.copy()
     frame["sample_id"] = frame["sample_id"].astype(str)
     dropped: dict[str, list[str]] = {}
+    if exp.tasks is not None:
+        named = exp.tasks if isinstance(exp.tasks, str) else ", ".join(exp.tasks)
+        raise ConfigError(
+            f"{exp.source or 'experiment'} lists tasks ({named}): run it with "
+            "`pipeline classify`/`report` (every task), or pick one with --task TASK"
+        )
+    if exp.task is not None:  # one task of a multi-task experiment (classify.run.tasks)
+        from pipeline.labels.tasks import manifest_policy, task_labels
+
+        labels = task_labels(frame, exp.task, source=str(exp.manifest),
+                             policy=manifest_policy(manifest.meta, exp.uncertain, exp.task))
+        for sid, lab, why in zip(frame["sample_id"], labels.labels, labels.reasons, strict=True):
+            if not lab:
+                dropped.setdefault(why or f"task {exp.task}: no label", []).append(sid)
+        frame["label"] = list(labels.labels)
+        return frame, labels.rule_id, dropped
     if exp.label_rule is None:
         rule_id = "manifest:" + str(manifest.meta.get("label_rule", "label"))
         return frame, rule_id, dropped
@@ -121,19 +137,22 @@ def load_labelled_frame(exp: Experiment) -> tuple[pd.DataFrame, str, dict[str, l
     return frame, assignment.rule.spec, dropped
 
 
-def load_feature_set(exp: Experiment, *, with_holdout: bool = False) -> tuple[FeatureSet, str]:
-    """The experiment's feature set and label-rule id. Without ``with_holdout`` the
-    ``[holdout]`` rows are removed (:mod:`classify.run.holdout`): CV, tuning, calibration,
-    selection and the final fit only ever see the development set."""
+def load_feature_set(exp: Experiment, stores: Sequence[Any] | None = None, *,
+                     with_holdout: bool = False) -> tuple[FeatureSet, str]:
+    """The experiment's feature set and label-rule id. ``stores``: already opened stores to
+    read from (shared by the tasks of a multi-task experiment), default :func:`open_stores`.
+    Without ``with_holdout`` the ``[holdout]`` rows are removed (:mod:`classify.run.holdout`):
+    CV, tuning, calibration, selection and the final fit only ever see the development set."""
     from classify.run.holdout import development_rows
     from pipeline.manifest import load_manifest_meta
 
     frame, rule_id, rule_dropped = load_labelled_frame(exp)
     reasons = {sid: why for why, sids in rule_dropped.items() for sid in sids}
     positive = exp.positive_label
-    if positive is None and exp.label_rule is None:  # `pipeline data csv --positive-label`
-        positive = load_manifest_meta(exp.manifest).get("positive_label")
-    fs = build_feature_set(open_stores(exp), frame, positive_label=positive,
+    if positive is None and exp.label_rule is None and exp.task is None:
+        positive = load_manifest_meta(exp.manifest).get("positive_label")  # data csv --positive-label
+    stores = open_stores(exp) if stores is None else stores
+    fs = build_feature_set(stores, frame, positive_label=positive,
                            source=str(exp.manifest), unlabelled_reasons=reasons)
     if not with_holdout:
         fs, _ = development_rows(fs, exp)
@@ -242,7 +261,8 @@ def _science_warnings(exp: Experiment, fs: FeatureSet, cells: Sequence[CellResul
 
 
 def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
-                  dry_run: bool = False, scheduler: Any = None) -> BenchmarkResult:
+                  dry_run: bool = False, scheduler: Any = None,
+                  stores: Sequence[Any] | None = None) -> BenchmarkResult:
     """Compute (or, with ``dry_run``, just plan) every cell of ``experiment``.
 
     Args:
@@ -250,8 +270,9 @@ def run_benchmark(experiment: Experiment, *, n_jobs: int | None = None,
         dry_run: only plan: list each cell with ``compute``/``reuse`` and the reason.
         scheduler: Dask scheduler address or Client: run the tasks on that cluster
             (via :func:`classify.run.backends.joblib_backend`; X and y are scattered once).
+        stores: opened stores to read (see :func:`load_feature_set`); default: open them.
     """
-    return _run(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
+    return _run(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler, stores=stores)
 
 
 def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int = -1,
@@ -268,17 +289,19 @@ def run_benchmark_on_dask(experiment: Experiment, scheduler: Any, *, n_jobs: int
     return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
 
 
-def load_benchmark(experiment: Experiment) -> BenchmarkResult:
+def load_benchmark(experiment: Experiment, stores: Sequence[Any] | None = None
+                   ) -> BenchmarkResult:
     """The stored results of ``experiment`` without computing anything (for reports).
 
     Cells not on disk are listed in ``planned`` with action ``compute`` and left out of
     ``cells``; a warning says how many. ConfigError if none is stored.
     """
-    return _run(experiment, n_jobs=1, dry_run=False, scheduler=None, compute=False)
+    return _run(experiment, n_jobs=1, dry_run=False, scheduler=None, compute=False,
+                stores=stores)
 
 
 def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler: Any,
-         compute: bool = True) -> BenchmarkResult:
+         compute: bool = True, stores: Sequence[Any] | None = None) -> BenchmarkResult:
     from joblib import Parallel, delayed
 
     t_start = time.perf_counter()
@@ -287,7 +310,7 @@ def _run(experiment: Experiment, *, n_jobs: int | None, dry_run: bool, scheduler
     if n_jobs == 0:
         raise ConfigError("n_jobs = 0 runs nothing: use a positive number of parallel fits, or -1 "
                           "for all cores")
-    fs, rule_id = load_feature_set(exp)
+    fs, rule_id = load_feature_set(exp, stores)
     plan = make_split_plan(
         fs.ids, np.asarray(fs.classes, dtype=object)[fs.y], fs.groups,
         n_folds=exp.cv.folds, n_repeats=exp.cv.repeats, seed=exp.cv.seed,
