@@ -155,7 +155,7 @@ def cmd_tabular(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_classify(args: argparse.Namespace, out: Output) -> int:
-    from classify.analysis.ablation import ablation_table
+    from classify.analysis.ablation.modalities import ablation_table
     from classify.analysis.analyse import answer_of, best_and_equivalent, calibration_of, tuning_of
     from classify.analysis.answer import positive_class_summary
     from classify.analysis.stats import compare_within_feature_sets
@@ -204,7 +204,7 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
             ablation = ablation_table(result)
             out("\n" + render_ablation(ablation, args.metric))
             if ablation.subsets is not None and len(ablation.subsets) and result.split is not None:
-                from classify.analysis.block_subsets import render_subset_ablation
+                from classify.analysis.ablation.block_subsets import render_subset_ablation
 
                 out("\n" + render_subset_ablation(ablation.subsets, args.metric,
                                                      result.split.test_train_ratio))
@@ -222,7 +222,7 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_report(args: argparse.Namespace, out: Output) -> int:
-    from classify.analysis.ablation import run_shuffle
+    from classify.analysis.ablation.modalities import run_shuffle
     from classify.analysis.analyse import analyse_benchmark
     from classify.config.experiment import load_experiment
     from classify.report import write_report

@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from classify.analysis.ablation import ablation_table
+from classify.analysis.ablation.modalities import ablation_table
 from classify.analysis.answer import (
     Answer,
     PositiveClassSummary,

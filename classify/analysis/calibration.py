@@ -6,7 +6,7 @@
 * **Decision curve** (Vickers & Elkin 2006): net benefit TP/N - FP/N * pt / (1 - pt) of
   treating when p >= pt, against treat-all and treat-none (0), OOF pooled over repeats.
 * **Operating point**: sensitivity, specificity, PPV, NPV and F1 at the threshold chosen
-  inside each training fold (stored ``op_*`` metrics, see :mod:`classify.run.operating_point`)
+  inside each training fold (stored ``op_*`` metrics, see :mod:`classify.run.procedure.operating_point`)
   next to the same quantities at argmax (recomputed per split from the OOF predictions),
   each as mean with a Nadeau-Bengio corrected 95% interval over splits (the splits share
   training rows; :func:`classify.analysis.stats.corrected_interval`). A split where a
@@ -24,7 +24,7 @@ import pandas as pd
 
 from classify.analysis.stats import corrected_interval
 from classify.results.types import CellResult
-from classify.run.operating_point import threshold_metrics
+from classify.run.procedure.operating_point import threshold_metrics
 
 #: Quantities compared at the chosen threshold and at argmax.
 OP_QUANTITIES = ("sensitivity", "specificity", "ppv", "npv", "f1")

@@ -201,7 +201,7 @@ def fit_final(experiment: Experiment, *, cell: str | None = None, best: bool = F
     from classify.models.cell_pipeline import build_pipeline
     from classify.run.benchmark import dataset_provenance, load_benchmark, load_feature_set
     from classify.run.feature_sets import blocks_spec, tables_spec
-    from classify.run.final_procedure import reproduce_procedure
+    from classify.run.procedure.final_procedure import reproduce_procedure
     from pipeline.store.feature_store import FeatureStore
 
     exp = experiment

@@ -1,7 +1,7 @@
 """The decision rule a bundle ships and the CV evidence at that rule.
 
 :func:`threshold_choice` turns the operating point that
-:func:`classify.run.final_procedure.reproduce_procedure` re-fitted on the final training
+:func:`classify.run.procedure.final_procedure.reproduce_procedure` re-fitted on the final training
 set into the bundle's :class:`~classify.bundle.threshold.ThresholdChoice`.
 :func:`cv_at_rule` states the CV evidence of sensitivity, specificity, PPV and NPV at the
 decision rule the bundle ships (the in-fold operating point, a fixed or out-of-fold
@@ -18,8 +18,8 @@ import numpy as np
 from classify.analysis.calibration import split_summary
 from classify.bundle.threshold import ThresholdChoice
 from classify.results.types import CellResult
-from classify.run.final_procedure import FinalProcedure
-from classify.run.operating_point import threshold_metrics
+from classify.run.procedure.final_procedure import FinalProcedure
+from classify.run.procedure.operating_point import threshold_metrics
 
 #: Quantities of :func:`cv_at_rule` (decision-rule dependent; the rest of the card's CV table
 #: is threshold-free or argmax, as the benchmark stores it).

@@ -29,7 +29,7 @@ Example (``experiments/demo.toml``)::
     n_components = 128
 
 Optional: ``ablation = "leave_one_out"`` (or ``"all_subsets"``) adds a feature set per
-subset of every multi-store feature set (:mod:`classify.analysis.block_subsets`); an ``[imbalance]``
+subset of every multi-store feature set (:mod:`classify.analysis.ablation.block_subsets`); an ``[imbalance]``
 section runs the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`). Neither changes the keys
 of the other cells.
 
@@ -117,7 +117,7 @@ class Experiment:
         tuning: nested hyper-parameter search (``[tuning]``); adds a tuned cell (label
             suffix ``+tuned``) next to each default cell; None = defaults only.
         ablation: ``leave_one_out`` / ``all_subsets``: block-subset feature sets were added
-            (:func:`classify.analysis.block_subsets.subset_feature_sets`); None: none.
+            (:func:`classify.analysis.ablation.block_subsets.subset_feature_sets`); None: none.
         imbalance: the prevalence sweep (:mod:`classify.analysis.prevalence_sweep`), None without one.
         holdout: a test set kept out of CV, tuning, calibration, selection and the final fit
             (``[holdout]``, :mod:`classify.run.holdout`); None: no held-out set.

@@ -101,7 +101,7 @@ DEFAULT_EQUIVALENCE = EquivalenceConfig()
 @dataclass(frozen=True)
 class OperatingPointConfig:
     """``[operating_point]``: threshold rule, inner folds and calibration (see
-    :mod:`classify.run.operating_point`)."""
+    :mod:`classify.run.procedure.operating_point`)."""
 
     rule: str = "max_f1"
     inner_folds: int = 3
@@ -137,7 +137,7 @@ def parse_operating_point(raw: Any, src: str) -> OperatingPointConfig | None:
 
 @dataclass(frozen=True)
 class TuningConfig:
-    """``[tuning]``: nested hyper-parameter search (see :mod:`classify.run.tuning`)."""
+    """``[tuning]``: nested hyper-parameter search (see :mod:`classify.run.procedure.tuning`)."""
 
     search: str = "random"
     budget: int = 20

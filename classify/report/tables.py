@@ -1,7 +1,7 @@
 """Report tables built from frozen results: display cells for the page, raw numbers for CSV.
 
 Every builder formats numbers that were computed elsewhere (:mod:`classify.analysis.cell_summary`,
-:mod:`classify.analysis.stats`, :mod:`classify.analysis.ablation`, :mod:`classify.run.leakage`); nothing is
+:mod:`classify.analysis.stats`, :mod:`classify.analysis.ablation.modalities`, :mod:`classify.run.leakage`); nothing is
 computed here beyond choosing which formatted value to show in bold.
 """
 

@@ -54,7 +54,7 @@ COLUMN_TITLES = {
 }
 
 
-#: Metrics at the threshold chosen inside the training fold (see classify.run.operating_point).
+#: Metrics at the threshold chosen inside the training fold (see classify.run.procedure.operating_point).
 OPERATING_METRICS: dict[str, bool] = {
     "op_threshold": True, "op_sensitivity": True, "op_specificity": True, "op_ppv": True,
     "op_npv": True, "op_f1": True,

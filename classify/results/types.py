@@ -397,7 +397,7 @@ class AblationResult:
             columns ``classifier, store, modality, weight`` (empty without attention cells).
         warnings: e.g. text-only ceiling near 1.0 (label leakage).
         subsets: every full-fusion cell against its cells on subsets of the blocks, with the
-            corrected paired test (columns :data:`classify.analysis.block_subsets.SUBSET_COLUMNS`); None
+            corrected paired test (columns :data:`classify.analysis.ablation.block_subsets.SUBSET_COLUMNS`); None
             when not computed, empty when no cell has subset partners.
     """
 

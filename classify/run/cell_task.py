@@ -29,13 +29,13 @@ from classify.results.types import (
     CellSpec,
 )
 from classify.run.feature_sets import FeatureSet
-from classify.run.operating_point import (
+from classify.run.procedure.operating_point import (
     apply_operating_point,
     fit_operating_point,
     operating_point_seed,
 )
+from classify.run.procedure.tuning import chosen_json, tune_split
 from classify.run.split_plan import SplitPlan
-from classify.run.tuning import chosen_json, tune_split
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ def run_split(
     a fold-safe ``prepare`` step then comes first, :mod:`classify.models.tabular_blocks`).
 
     With ``spec.params["tuning"]`` the parameters are first searched by an inner CV of the
-    training rows (:mod:`classify.run.tuning`); with ``spec.params["operating_point"]`` the
+    training rows (:mod:`classify.run.procedure.tuning`); with ``spec.params["operating_point"]`` the
     threshold (and calibration) is chosen by an inner CV of the training rows
-    (:mod:`classify.run.operating_point`). Inner CVs are grouped by ``groups`` (patients).
+    (:mod:`classify.run.procedure.operating_point`). Inner CVs are grouped by ``groups`` (patients).
     """
     op = spec.params.get("operating_point")
     tuning = spec.params.get("tuning")

@@ -10,7 +10,7 @@ ids are saved next to the split plans (``<results>/splits/holdout__<hash>.csv``)
 cross-validation, tuning, calibration, the operating point, the cell selection (which reads
 CV scores only) and ``pipeline fit-final`` never see a held-out row. :func:`evaluate_cells`
 scores chosen cells on it once: the cell's whole procedure
-(:func:`classify.run.final_procedure.reproduce_procedure`: search, calibrator, operating
+(:func:`classify.run.procedure.final_procedure.reproduce_procedure`: search, calibrator, operating
 point) is fitted on the development set, the held-out rows are predicted, and every metric
 gets a 95% percentile interval by patient bootstrap. Scores are stored per (cell key,
 held-out set) under ``<results>/holdout/`` and re-used, never recomputed.
@@ -37,8 +37,8 @@ from classify.results.metrics import score_fold
 from classify.results.types import CellResult
 from classify.run.cell_task import full_proba
 from classify.run.feature_sets import FeatureSet, blocks_spec, tables_spec
-from classify.run.final_procedure import reproduce_procedure
-from classify.run.operating_point import threshold_metrics
+from classify.run.procedure.final_procedure import reproduce_procedure
+from classify.run.procedure.operating_point import threshold_metrics
 from pipeline.errors import ConfigError, DataError
 from pipeline.helpers import atomic_write
 

@@ -11,7 +11,7 @@ pairs, where 95 cells give 4,465 pairs and hide every real difference):
   feature set of the best cell, the best cell against the best cell of every other classifier.
 * **(c) blocks**: which block matters? The best fused cell against the same cell with one block
   left out (leave-one-out partners of the block-subset ablation,
-  :func:`classify.analysis.block_subsets.partners`).
+  :func:`classify.analysis.ablation.block_subsets.partners`).
 * **(d) resampling**: does resampling help? The best cell of each feature set against its twin
   without resampling (sampler ``none``); unanswerable when the experiment has no such twins.
 
@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from classify.analysis.ablation.block_subsets import full_cells, partners
 from classify.analysis.answer.names import data_words, reader_names
-from classify.analysis.block_subsets import full_cells, partners
 from classify.analysis.stats import (
     DECISION_PROBABILITY,
     DEFAULT_ROPE,

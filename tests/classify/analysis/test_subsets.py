@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classify.analysis.ablation import ablation_table
+from classify.analysis.ablation.modalities import ablation_table
 from classify.config.experiment import experiment_from_dict
 from classify.config.vocabulary import subset_feature_sets
 from classify.run.benchmark import run_benchmark

@@ -136,7 +136,7 @@ def test_command_line_threshold_is_applied_on_the_scale_it_was_chosen_on(project
 
 def test_a_step_fit_final_cannot_reproduce_is_refused():
     from classify.results.types import CellSpec
-    from classify.run.final_procedure import check_reproducible_spec
+    from classify.run.procedure.final_procedure import check_reproducible_spec
     from pipeline.errors import BundleError
 
     spec = CellSpec("f", ("a",), ("image",), "single", "smote", "logistic",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from classify.analysis.ablation import ablation_table, run_shuffle
+from classify.analysis.ablation.modalities import ablation_table, run_shuffle
 from classify.analysis.stats import compare_benchmark
 from classify.config.experiment import experiment_from_dict
 from classify.report import console as tables
@@ -61,7 +61,7 @@ def _spec(feature_set, stores, modalities, fusion):
 
 
 def test_variant_of_names_feature_sets_when_a_column_has_several():
-    from classify.analysis.ablation import variant_of
+    from classify.analysis.ablation.modalities import variant_of
 
     img = _spec("image", ["img"], ["image"], "single")
     txt = _spec("text", ["txt"], ["text"], "single")

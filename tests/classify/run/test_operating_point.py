@@ -8,9 +8,9 @@ import pytest
 
 from classify.analysis.calibration import decision_curve, reliability, summarise_calibration
 from classify.config.experiment import experiment_from_dict
-from classify.run import operating_point as opmod
 from classify.run.benchmark import run_benchmark
-from classify.run.operating_point import (
+from classify.run.procedure import operating_point as opmod
+from classify.run.procedure.operating_point import (
     check_rule,
     choose_threshold,
     fit_calibrator,

@@ -14,8 +14,8 @@ from classify.config.search_spaces import DEFAULT_SPACES, resolve_space
 from classify.models.cell_pipeline import build_pipeline
 from classify.results.types import CellSpec
 from classify.run.benchmark import run_benchmark
+from classify.run.procedure.tuning import pipeline_names, tune_split
 from classify.run.split_plan import make_split_plan
-from classify.run.tuning import pipeline_names, tune_split
 from pipeline.errors import ConfigError
 from tests.classify import _canary
 from tests.classify.conftest import render_report
@@ -125,7 +125,7 @@ def test_random_search_honours_log_for_integer_ranges() -> None:
     search ignored it: n_neighbors in [1, 1000] had a median near 500)."""
     from sklearn.model_selection import ParameterSampler
 
-    from classify.run.tuning import search_distributions
+    from classify.run.procedure.tuning import search_distributions
 
     space = {"n_neighbors": {"low": 1, "high": 1000, "type": "int", "log": True}}
     draws = [p["n_neighbors"] for p in ParameterSampler(search_distributions(space), 2000,

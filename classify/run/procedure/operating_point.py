@@ -18,7 +18,7 @@ For one outer split of a binary cell (see ``[operating_point]`` in
 
 Nothing here sees a test-fold row before step 4.
 
-With nested tuning as well (:mod:`classify.run.tuning`), the operating point's inner folds
+With nested tuning as well (:mod:`classify.run.procedure.tuning`), the operating point's inner folds
 are drawn with another seed than the search's (:func:`operating_point_seed`), so the
 threshold is not fitted on the very validation parts that picked the hyper-parameters.
 What remains shared: the chosen hyper-parameters were searched on all training rows, so

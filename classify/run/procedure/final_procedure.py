@@ -2,8 +2,8 @@
 
 What the cross-validation scored for a cell is a *procedure*, not one set of weights: for
 each outer training fold, an optional nested search picked the hyper-parameters
-(:mod:`classify.run.tuning`), and an optional operating point fitted a calibrator and a
-threshold on inner out-of-fold predictions (:mod:`classify.run.operating_point`). A model
+(:mod:`classify.run.procedure.tuning`), and an optional operating point fitted a calibrator and a
+threshold on inner out-of-fold predictions (:mod:`classify.run.procedure.operating_point`). A model
 fitted on more data must be that same procedure, or the CV scores do not describe it.
 :func:`reproduce_procedure` does exactly that, with the same functions, space, budget,
 metric, inner folds (grouped by patient) and seed as each CV fold
@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from classify.results.types import CellSpec
-from classify.run.operating_point import (
+from classify.run.procedure.operating_point import (
     FoldOperatingPoint,
     fit_operating_point,
     operating_point_seed,
 )
-from classify.run.tuning import tune_split
+from classify.run.procedure.tuning import tune_split
 from pipeline.errors import BundleError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@
   column (``text``, ``text_findings``, ``text_masked``) get one column each:
   ``text-only (text_masked)`` (see :func:`variant_of`).
 * :func:`ablation_table` also pairs every full-fusion cell with its cells on subsets of its
-  blocks (:func:`classify.analysis.block_subsets.subset_ablation`, corrected paired tests).
+  blocks (:func:`classify.analysis.ablation.block_subsets.subset_ablation`, corrected paired tests).
 * :func:`shuffle_test` refits a fused cell on each evaluated split, then permutes one
   store's block across the rows of the *test* fold and rescores: the score drop says
   how much the fitted model relies on that modality.
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classify.analysis.block_subsets import subset_ablation
+from classify.analysis.ablation.block_subsets import subset_ablation
 from classify.config.vocabulary import is_subset_feature_set
 from classify.models.cell_pipeline import build_pipeline
 from classify.results.metrics import METRICS, score_fold
