@@ -60,12 +60,16 @@ def trusted_types() -> tuple[str, ...]:
     the project's registered fusions, the fold sampler and the classifier wrappers (named
     from the classes themselves, so moving a module keeps the list right). Anything else
     in a model file is refused by name."""
-    from classify.models.classifiers import BalancedWeights, VoteShareClassifier
+    from classify.models.classifiers import (
+        BalancedWeights,
+        CappedTrainingRows,
+        VoteShareClassifier,
+    )
     from classify.models.fusion import FUSIONS
     from classify.models.samplers import FoldSampler
 
     own = [FUSIONS.get(n) for n in FUSIONS.names()] + [FoldSampler, BalancedWeights,
-                                                       VoteShareClassifier]
+                                                       CappedTrainingRows, VoteShareClassifier]
     return tuple(sorted({f"{c.__module__}.{c.__qualname__}" for c in own} | set(LIBRARY_TYPES)))
 
 
