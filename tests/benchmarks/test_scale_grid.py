@@ -56,3 +56,13 @@ def test_measure_size_times_prefixes_and_classifiers(tmp_path: Path) -> None:
     names = [r[0] for r in out]
     assert names == ["prefix:fused/concat", "logistic", "knn_capped"]
     assert all(r[1] > 0 for r in out) and 0.5 < out[1][3] <= 1.0
+
+
+def test_capped_knn_projects_linearly_beyond_its_cap() -> None:
+    measured = {n: [("knn_capped", 1e-8 * n ** 2, 50.0, 0.7, 1.0)] for n in (1_000, 4_000)}
+    (small, big) = scale_grid.curve_rows(measured, 1.0, {1_000: 1, 4_000: 1})
+    col = {c: i for i, c in enumerate(scale_grid.COLUMNS)}
+    assert big[col["exponent"]] == pytest.approx(2.0)  # what was measured, reported
+    assert big[col["projection_exponent"]] == 1.0  # what is used beyond the cap
+    assert big[col["mimic_core_h"]] == pytest.approx(
+        14 * 10 * 4 * 1e-8 * 4_000 ** 2 * (227_835 / 4_000) / 3600, rel=1e-2)
