@@ -41,6 +41,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -302,23 +303,37 @@ def curve_rows(measured: dict[int, list[Row]], efficiency: float,
     return tuple(rows)
 
 
+#: Classifiers whose grid cost is not their own fits: the soft vote reuses the fitted members
+#: that are also cells of the grid (classify/run/split_runner.py), so its grid cost is ~0.
+REUSES_MEMBERS = ("voting_soft",)
+
+
 def run(cfg: BenchConfig, costs: dict[str, float] | None = None) -> BenchOutcome:
     t_start = time.perf_counter()
     sizes = QUICK_SIZES if cfg.quick else SIZES
     classifiers = CLASSIFIERS + tuple(SCALABLE)
     efficiency = (costs or {}).get("classify.efficiency_2", DEFAULT_EFFICIENCY)
+    load = _load()
     measured: dict[int, list[Row]] = {}
     repeats_at: dict[int, int] = {}
-    aucs: dict[tuple[int, str], float] = {}
     for n in sizes:
         repeats_at[n] = 1 if n >= 60_000 else cfg.repeats
         print(f"   n={n:,} ...", flush=True)
         measured[n] = measure_size(n, classifiers, PREFIXES, repeats_at[n])
-        aucs.update({(n, r[0]): r[3] for r in measured[n]})
+    return outcome(measured, repeats_at, efficiency, load, time.perf_counter() - t_start)
+
+
+def outcome(measured: dict[int, list[Row]], repeats_at: dict[int, int], efficiency: float,
+            load: float, seconds: float = 0.0) -> BenchOutcome:
+    """The tables and ratios of measured rows (also rebuilt from saved CSVs: :func:`load_csv`)."""
+    sizes = sorted(measured)
+    names = [r[0] for r in measured[sizes[0]]]
     rows = curve_rows(measured, efficiency, repeats_at)
-    # the demo grid: its 8 classifiers and the 4 prefixes they share (not the scalable options)
+    # the demo grid: its 4 prefixes and 8 classifiers, less the soft vote's reused fits (and
+    # not the scalable options)
     core_h = COLUMNS.index("mimic_core_h")
-    total = sum(float(r[core_h]) for r in rows if r[core_h] != "" and r[1] not in SCALABLE)
+    total = sum(float(r[core_h]) for r in rows if r[core_h] != "" and r[1] not in SCALABLE
+                and r[1] not in REUSES_MEMBERS)
     notes = (
         f"Synthetic demo-shaped rows ({IMAGE_DIM}+{TEXT_DIM} columns, 35 % positive); one task "
         "= fit on n/2 rows (SMOTE inside) + predict n/2 rows, on the fused/concat prefix's "
@@ -326,7 +341,7 @@ def run(cfg: BenchConfig, costs: dict[str, float] | None = None) -> BenchOutcome
         f"fit_s: CPU seconds of the single-threaded task, best of "
         f"{', '.join(f'{repeats_at[n]} at {n:,}' for n in sizes)} (fewer at 60k: the budget of "
         "this shared 2-core machine); wall_s is the same task's wall time, inflated when other "
-        f"processes share the cores (load average at the start {_load():.1f}). peak_mb: extra "
+        f"processes share the cores (load average at the start {load:.1f}). peak_mb: extra "
         "VmHWM over the RSS before the task.",
         f"mimic_*: {MIMIC_STUDIES:,} studies x {MIMIC_TASKS} tasks x {MIMIC_SPLITS} splits "
         f"(5x2 CV) x {CELLS_PER_CLASSIFIER} cells per classifier (1 per prefix), extrapolated "
@@ -334,13 +349,15 @@ def run(cfg: BenchConfig, costs: dict[str, float] | None = None) -> BenchOutcome
         "its training rows are capped at 20,000, reached only at 60k, so beyond it only the "
         f"test rows grow); wall = core-h / (cores x {efficiency:.2f} efficiency, measured on 2 "
         "cores, assumed on 16).",
-        f"Whole demo grid (8 default classifiers + 4 prefixes) at MIMIC size: {total:,.0f} "
+        f"Whole demo grid (4 prefixes + 8 default classifiers; voting_soft measured alone but "
+        f"free in the grid, which reuses its members' fits) at MIMIC size: {total:,.0f} "
         f"core-h = {total / (2 * efficiency):,.0f} h on 2 cores, "
         f"{total / (16 * efficiency):,.0f} h on 16 cores.",
     )
     table = BenchTable("scale_grid", "Classify grid cost curve and MIMIC-size projection",
                        COLUMNS, rows, notes)
-    auc_rows = tuple((n, name, round(aucs[(n, name)], 4)) for n in sizes for name in classifiers)
+    auc_rows = tuple((n, r[0], round(r[3], 4)) for n in sizes for r in measured[n]
+                     if not r[0].startswith("prefix:"))
     auc_table = BenchTable("scale_grid_auc", "ROC AUC of the measured task (same split)",
                            ("n", "classifier", "roc_auc"), auc_rows,
                            ("Synthetic rows: the AUCs only show that a scalable option "
@@ -348,10 +365,28 @@ def run(cfg: BenchConfig, costs: dict[str, float] | None = None) -> BenchOutcome
     ratios = []
     big = sizes[-1]
     for fast, slow in (("knn_capped", "knn"), ("random_forest(max_samples=0.2)", "random_forest")):
-        t_fast = next(r[1] for r in measured[big] if r[0] == fast)
-        t_slow = next(r[1] for r in measured[big] if r[0] == slow)
-        ratios.append(Ratio("scale", f"{slow} / {fast} seconds at n={big:,}",
-                            t_slow / t_fast, "", None))
+        if fast in names and slow in names:
+            t_fast = next(r[1] for r in measured[big] if r[0] == fast)
+            t_slow = next(r[1] for r in measured[big] if r[0] == slow)
+            ratios.append(Ratio("scale", f"{slow} / {fast} seconds at n={big:,}",
+                                t_slow / t_fast, "", None))
     return BenchOutcome("scale_grid", (table, auc_table), tuple(ratios),
-                        {"scale_grid.mimic_core_h": total},
-                        time.perf_counter() - t_start)
+                        {"scale_grid.mimic_core_h": total}, seconds)
+
+
+def load_csv(out_dir: Path) -> tuple[dict[int, list[Row]], dict[int, int]]:
+    """The measurements saved in ``scale_grid.csv`` + ``scale_grid_auc.csv`` under ``out_dir``."""
+    import csv
+
+    with open(out_dir / "scale_grid_auc.csv") as fh:
+        aucs = {(int(r["n"]), r["classifier"]): float(r["roc_auc"]) for r in csv.DictReader(fh)}
+    measured: dict[int, list[Row]] = {}
+    repeats_at: dict[int, int] = {}
+    with open(out_dir / "scale_grid.csv") as fh:
+        for r in csv.DictReader(fh):
+            n = int(r["n"])
+            repeats_at[n] = int(r["repeats"])
+            measured.setdefault(n, []).append(
+                (r["classifier"], float(r["fit_s"]), float(r["peak_mb"]),
+                 aucs.get((n, r["classifier"]), float("nan")), float(r["wall_s"])))
+    return measured, repeats_at

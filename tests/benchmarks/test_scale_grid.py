@@ -66,3 +66,23 @@ def test_capped_knn_projects_linearly_beyond_its_cap() -> None:
     assert big[col["projection_exponent"]] == 1.0  # what is used beyond the cap
     assert big[col["mimic_core_h"]] == pytest.approx(
         14 * 10 * 4 * 1e-8 * 4_000 ** 2 * (227_835 / 4_000) / 3600, rel=1e-2)
+
+
+def test_tables_round_trip_through_the_saved_csv(tmp_path: Path) -> None:
+    from benchmarks.common import write_table
+
+    measured = {n: [("prefix:fused/concat", 1e-4 * n, 10.0, float("nan"), 2e-4 * n),
+                    ("knn", 1e-8 * n ** 2, 50.0, 0.7, 2e-8 * n ** 2),
+                    ("voting_soft", 2e-8 * n ** 2, 60.0, 0.8, 2e-8 * n ** 2)]
+                for n in (1_000, 4_000)}
+    out = scale_grid.outcome(measured, {1_000: 2, 4_000: 1}, 0.85, 1.0)
+    for t in out.tables:
+        write_table(t, tmp_path)
+    again, repeats = scale_grid.load_csv(tmp_path)
+    assert repeats == {1_000: 2, 4_000: 1}
+    assert scale_grid.outcome(again, repeats, 0.85, 1.0).tables[0].rows == out.tables[0].rows
+    # the soft vote reuses its members' fits in the grid: not in the whole-grid total
+    col = scale_grid.COLUMNS.index("mimic_core_h")
+    rows = out.tables[0].rows
+    expected = sum(float(r[col]) for r in rows if r[col] != "" and r[1] != "voting_soft")
+    assert out.costs["scale_grid.mimic_core_h"] == pytest.approx(expected)
