@@ -5,6 +5,9 @@ run), writes each table as CSV + Markdown under ``--out``, a combined ``summary.
 and prints the ratio table. On 2 CPU cores: the extraction, memory and reduced classify
 benchmarks < 15 min, plus ``grid``, the full classify grid (its own target: < 15 min);
 ``--quick`` ~5 min (the grid on 1/5 of the rows, 3 splits). ``--only grid`` runs it alone.
+``curve``: the grid's cost per classifier at n = 3,734 / 15,000 / 60,000 and a MIMIC-size
+projection (``scale_grid.csv``, ~10 min; ``--only classify,curve`` to project with a freshly
+measured parallel efficiency).
 Exit code 0 even when a target is missed (the table says which); 1 on a crash.
 """
 
@@ -17,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("image", "text", "classify", "grid", "tasks", "memory", "verify", "scale")
+BENCHES = ("image", "text", "classify", "grid", "tasks", "curve", "memory", "verify", "scale")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         classify_grid,
         image_extract,
         memory,
+        scale_grid,
         scale_model,
         store_verify,
         tasks,
@@ -83,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "classify": lambda: classify_grid.run(cfg, with_dask=False if args.no_dask else None),
         "grid": lambda: classify_grid.run_full(cfg),
         "tasks": lambda: tasks.run(cfg),
+        "curve": lambda: scale_grid.run(cfg, costs),
         "memory": lambda: memory.run(cfg),
         "verify": lambda: store_verify.run(cfg),
         "scale": lambda: scale_model.run(cfg, costs, scale_model.assumptions_from(args)),

@@ -63,13 +63,18 @@ def trusted_types() -> tuple[str, ...]:
     (a CSV's clinical columns) and the classifier wrappers (named
     from the classes themselves, so moving a module keeps the list right). Anything else
     in a model file is refused by name."""
-    from classify.models.classifiers import BalancedWeights, VoteShareClassifier
+    from classify.models.classifiers import (
+        BalancedWeights,
+        CappedTrainingRows,
+        VoteShareClassifier,
+    )
     from classify.models.fusion import FUSIONS
     from classify.models.samplers import FoldSampler
     from classify.models.tabular_blocks import BlockPreprocessor
 
     own = [FUSIONS.get(n) for n in FUSIONS.names()] + [FoldSampler, BalancedWeights,
-                                                       VoteShareClassifier, BlockPreprocessor]
+                                                       CappedTrainingRows, VoteShareClassifier,
+                                                       BlockPreprocessor]
     return tuple(sorted({f"{c.__module__}.{c.__qualname__}" for c in own} | set(LIBRARY_TYPES)))
 
 

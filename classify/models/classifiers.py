@@ -9,6 +9,12 @@ Defaults (inputs are standardised; ~1,700 dims, a few thousand rows):
 
 * ``logistic``       L2 logistic regression, C=0.1 (strong-ish regularisation for d ~ n), lbfgs.
 * ``knn``            15 neighbours, distance-weighted, cosine metric, brute force.
+* ``knn_capped``     ``knn`` fitted on at most ``max_train_rows`` (default 20,000) training
+                     rows, a class-stratified random subsample drawn with the cell's seed
+                     (all rows when the fold is smaller). Brute-force kNN costs
+                     n_train x n_test per prediction (growth ~n^2 over a CV grid); the cap
+                     makes it linear in the test rows. The scalable option for large data sets
+                     (docs/performance.md has its cost and its effect on scores).
 * ``decision_tree``  min_samples_leaf=5 (a single tree is a weak baseline; kept for the
                      reference study's table).
 * ``random_forest``  100 trees, max_features='sqrt', min_samples_leaf=2.
@@ -67,6 +73,43 @@ class BalancedWeights(ClassifierMixin, BaseEstimator):
         return self.estimator_.predict_proba(X)
 
 
+class CappedTrainingRows(ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` on at most ``max_rows`` training rows: a class-stratified random
+    subsample (each class keeps its share, at least one row) drawn with ``random_state``;
+    every row when there are no more than ``max_rows``."""
+
+    def __init__(self, estimator: Any = None, max_rows: int = 20_000,
+                 random_state: int | None = 0) -> None:
+        self.estimator = estimator
+        self.max_rows = max_rows
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> CappedTrainingRows:
+        y = np.asarray(y)
+        if int(self.max_rows) < 2:
+            raise ConfigError(f"max_train_rows must be >= 2, got {self.max_rows}")
+        keep = slice(None)  # every row, X untouched
+        if len(y) > int(self.max_rows):
+            rng = np.random.default_rng(self.random_state)
+            classes, counts = np.unique(y, return_counts=True)
+            quota = np.maximum(1, np.floor(counts * int(self.max_rows) / len(y))).astype(int)
+            keep = np.sort(np.concatenate([
+                rng.choice(np.flatnonzero(y == c), size=q, replace=False)
+                for c, q in zip(classes, quota, strict=True)]))
+        self.estimator_ = clone(self.estimator).fit(X[keep], y[keep])
+        self.n_rows_used_ = len(y[keep])
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+
 class VoteShareClassifier(VotingClassifier):
     """Hard-voting ensemble whose ``predict_proba`` is the (weighted) share of member votes.
 
@@ -104,6 +147,13 @@ def knn(random_state: int = 0, balanced: bool = False, **params: Any) -> Any:
 
     kw = dict(n_neighbors=15, weights="distance", metric="cosine", algorithm="brute", n_jobs=1)
     return KNeighborsClassifier(**{**kw, **params})
+
+
+@CLASSIFIERS.register("knn_capped", class_weight=False)
+def knn_capped(random_state: int = 0, balanced: bool = False, max_train_rows: int = 20_000,
+               **params: Any) -> Any:
+    return CappedTrainingRows(knn(random_state, balanced, **params), max_rows=max_train_rows,
+                              random_state=random_state)
 
 
 @CLASSIFIERS.register("decision_tree", class_weight=True)
@@ -188,6 +238,8 @@ def classifier_parameters(name: str) -> list[str] | None:
     None when its estimator takes any keyword (xgboost passes native names to its booster)."""
     factory = CLASSIFIERS.get(name)
     est = factory(random_state=0, balanced=False)
+    if isinstance(est, CappedTrainingRows):  # its factory passes the rest to the estimator
+        est = est.estimator
     if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(type(est).__init__).parameters
            .values()):
         return None

@@ -137,16 +137,27 @@ def tune_split(build: Callable[[], Any], X: np.ndarray, y: np.ndarray, groups: n
     pipeline, the chosen values by space name (JSON-able) and the best mean inner score, in
     the metric's own units (a Brier score is positive; the search maximises its negative).
     """
+    import tempfile
+
+    from joblib import Memory
+
     space = dict(config["space"])
     pipe = build()
     names = pipeline_names(pipe, space)
     splits = inner_splits(y, groups, int(config["inner_folds"]), seed)
     scorer = make_scorer(str(config["metric"]), positive, n_classes)
     search, budget = str(config["search"]), int(config["budget"])
-    if search == "optuna":
-        best, score = _optuna(pipe, X, y, splits, scorer, space, names, budget, seed)
-    else:
-        best, score = _sklearn(search, pipe, X, y, splits, scorer, space, names, budget, seed)
+    with tempfile.TemporaryDirectory(prefix="cxr-tuning-") as cache:
+        if all(path.startswith("classifier__") for path in names.values()):
+            # only the classifier is searched: every candidate would refit the same prefix
+            # (fusion, scaler, sampler) on the same inner training rows; fit it once per inner
+            # training part and reuse it (same fitted steps, so the same scores)
+            pipe.set_params(memory=Memory(cache, verbose=0))
+        if search == "optuna":
+            best, score = _optuna(pipe, X, y, splits, scorer, space, names, budget, seed)
+        else:
+            best, score = _sklearn(search, pipe, X, y, splits, scorer, space, names, budget,
+                                   seed)
     chosen = {k: _jsonable(best[names[k]]) for k in space}
     sign = 1.0 if higher_is_better(str(config["metric"])) else -1.0  # undo the scorer's sign
     return best, chosen, sign * float(score)

@@ -151,3 +151,37 @@ def test_stored_tuning_score_of_brier_is_the_brier_score() -> None:
     _, _, score = tune_split(lambda: build_pipeline(spec, (("a", 0, 6),)), X, y,
                              np.arange(120) // 2, cfg, positive=1, n_classes=2, seed=0)
     assert 0 < score < 0.25
+
+
+def test_a_classifier_only_search_fits_the_prefix_once_per_inner_training_part(monkeypatch):
+    """Issue 25: every candidate refitted the same fusion/scaler/SMOTE on the same inner rows;
+    with the prefix cached it is fitted once per inner fold, and the search chooses the same."""
+    from classify.models.fusion.simple import SingleFusion
+
+    rng = np.random.default_rng(0)
+    y = (rng.uniform(size=120) < 0.4).astype(int)
+    X = rng.normal(size=(120, 6)) + y[:, None]
+    spec = CellSpec("f", ("a",), ("image",), "single", "smote", "logistic", {})
+    cfg = {"search": "random", "budget": 5, "inner_folds": 3, "metric": "roc_auc",
+           "space": resolve_space("logistic", {})}
+    fits = []
+    original = SingleFusion.fit
+
+    def counting_fit(self, X, y=None):
+        fits.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(SingleFusion, "fit", counting_fit)
+
+    def search():
+        fits.clear()
+        out = tune_split(lambda: build_pipeline(spec, (("a", 0, 6),)), X, y,
+                         np.arange(120) // 2, cfg, positive=1, n_classes=2, seed=0)
+        return out, len(fits)
+
+    cached, n_cached = search()
+    assert n_cached == 3  # one per inner training part, not 5 candidates x 3
+    monkeypatch.setattr("joblib.Memory.cache", lambda self, func, **kw: func)  # no cache
+    uncached, n_uncached = search()
+    assert n_uncached == 15
+    assert cached == uncached  # same choice, same inner score
