@@ -52,7 +52,19 @@ CLASSIFIERS: Registry[Any] = Registry("classifier")
 DEFAULT_MEMBERS = ("logistic", "knn", "xgboost")
 
 
-class BalancedWeights(ClassifierMixin, BaseEstimator):
+class _PredictsWithFittedEstimator:
+    """``predict``/``predict_proba`` of a wrapper that fits a clone of ``estimator`` as ``estimator_``."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "estimator_")
+        return self.estimator_.predict_proba(X)
+
+
+class BalancedWeights(_PredictsWithFittedEstimator, ClassifierMixin, BaseEstimator):
     """Fit ``estimator`` with balanced per-sample weights (for models without class_weight)."""
 
     def __init__(self, estimator: Any = None) -> None:
@@ -64,16 +76,8 @@ class BalancedWeights(ClassifierMixin, BaseEstimator):
         self.classes_ = self.estimator_.classes_
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
-
-
-class CappedTrainingRows(ClassifierMixin, BaseEstimator):
+class CappedTrainingRows(_PredictsWithFittedEstimator, ClassifierMixin, BaseEstimator):
     """Fit ``estimator`` on at most ``max_rows`` training rows: a class-stratified random
     subsample (each class keeps its share, at least one row) drawn with ``random_state``;
     every row when there are no more than ``max_rows``."""
@@ -100,14 +104,6 @@ class CappedTrainingRows(ClassifierMixin, BaseEstimator):
         self.n_rows_used_ = len(y[keep])
         self.classes_ = self.estimator_.classes_
         return self
-
-    def predict(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict(X)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        check_is_fitted(self, "estimator_")
-        return self.estimator_.predict_proba(X)
 
 
 class VoteShareClassifier(VotingClassifier):
