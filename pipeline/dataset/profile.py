@@ -63,8 +63,8 @@ def _image_problems(frame: pd.DataFrame, image_root: Path, open_files: bool,
             try:
                 with Image.open(path) as img:
                     img.size  # noqa: B018  (the header is parsed on open)
-            except (UnidentifiedImageError, OSError, ValueError):
-                unreadable.append(sid)
+            except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+                unreadable.append(sid)  # a bomb-sized header too: extract refuses it as well
     return {"checked": len(frame), "missing": len(missing), "unreadable": len(unreadable),
             "headers_read": bool(open_files), "missing_examples": missing[:_EXAMPLES],
             "unreadable_examples": unreadable[:_EXAMPLES]}

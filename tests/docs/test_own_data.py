@@ -64,7 +64,9 @@ def test_the_page_runs_as_written_and_shows_what_it_printed(tmp_path):
     assert (art / "features" / "site" / "clinical.h5").is_file()
 
     # the fused table, with the caveat that labels from the report always bring
-    assert "fused/concat/class_weight/logistic" in classify
+    fused = "image + report + structured data, concatenated, class weights, logistic regression"
+    assert fused in classify and fused in text
+    assert "ANSWER" in classify and "Does fusion beat each single modality?" in classify
     assert "label-source caveat" in classify and "csv:report" in classify
 
     card = json.loads((art / "models" / "site-fused" / "model_card.json").read_text())
