@@ -15,6 +15,7 @@ from typing import Any
 
 from classify.analysis.analyse import best_by_feature_set
 from classify.results.holdout import HoldoutEvaluation
+from classify.results.types import BenchmarkResult
 from classify.run.benchmark import load_benchmark, load_feature_set
 from classify.run.holdout import N_BOOTSTRAP, evaluate_cells
 from pipeline.errors import ConfigError
@@ -22,12 +23,14 @@ from pipeline.helpers import did_you_mean
 
 
 def evaluate_holdout(exp: Any, *, metric: str = "roc_auc", cells: Sequence[str] | None = None,
-                     compute: bool = True, n_boot: int = N_BOOTSTRAP) -> HoldoutEvaluation | None:
+                     compute: bool = True, n_boot: int = N_BOOTSTRAP,
+                     benchmark: BenchmarkResult | None = None) -> HoldoutEvaluation | None:
     """Scores of the selected cells on ``exp``'s held-out set (None without ``[holdout]``
-    when only reading, ``compute=False``; ConfigError when asked to compute without one)."""
+    when only reading, ``compute=False``; ConfigError when asked to compute without one).
+    ``benchmark``: the experiment's stored benchmark when the caller has it loaded already."""
     if getattr(exp, "holdout", None) is None and not compute:
         return None
-    benchmark = load_benchmark(exp)
+    benchmark = load_benchmark(exp) if benchmark is None else benchmark
     labels = [c.label for c in benchmark.cells]
     chosen = list(cells) if cells else list(best_by_feature_set(benchmark.cells, metric))
     for name in chosen:

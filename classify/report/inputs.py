@@ -41,7 +41,8 @@ def add_context(analysis: Analysis, experiment: Any) -> Analysis:
             log.info("indication audit: %s", audit.sentence())
     from classify.analysis.holdout_test import evaluate_holdout
 
-    holdout = evaluate_holdout(experiment, metric=analysis.primary, compute=False)
+    holdout = evaluate_holdout(experiment, metric=analysis.primary, compute=False,
+                               benchmark=analysis.benchmark)
     if holdout is not None and holdout.missing:
         log.warning("%d selected cell(s) are not scored on the held-out test set yet; run "
                     "`pipeline evaluate --config ...` to score them once", len(holdout.missing))
