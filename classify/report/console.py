@@ -333,13 +333,9 @@ def leaderboard(result: BenchmarkResult, names: dict[str, str] | None = None,
                             f"{COLUMN_TITLES.get(metric, metric)} ({sub})", notes=notes)
 
 
-def _first_sentence(text: str, width: int = 160) -> str:
+def _first_sentence(text: str, width: int = 200) -> str:
     first = re.split(r"(?<=[.;])\s", text, maxsplit=1)[0]
-    first = first if len(first) <= width else first[: width - 3] + "..."
-    if "LABEL LEAKAGE" in text and "LABEL LEAKAGE" not in first:
-        # the verdict of the ceiling warning sits in its second sentence: never cut it off
-        first = f"{first.rstrip(';.')}: LABEL LEAKAGE, not skill"
-    return first
+    return first if len(first) <= width else first[: width - 3] + "..."
 
 
 def warning_digest(result: BenchmarkResult, extra: Sequence[str] = ()) -> str:

@@ -121,8 +121,8 @@ def ceiling_warning(cells: Sequence[CellResult], label_source: str | None) -> st
         more = f"; also {shown}" + (" …" if len(flagged) > 6 else "")
     return (
         f"text-only ceiling: {label} reaches {CEILING_METRIC} = {v:.3f} > {TEXT_CEILING} and "
-        f"the labels are derived from the same report ({label_source}){more}. This is LABEL "
-        "LEAKAGE into the text embedding, not skill; judge fused scores "
+        f"the labels are derived from the same report ({label_source}): LABEL LEAKAGE, not "
+        f"skill{more}. The text embedding reads the labels' own words: judge fused scores "
         "against it and measure real skill with FINDINGS-only text (encoder '<name>@findings') "
         "or masked label terms ('<name>@both+masked', `pipeline extract --mask-labels`)."
     )
