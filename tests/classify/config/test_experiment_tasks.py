@@ -8,15 +8,9 @@ import pytest
 
 from classify.config.experiment import experiment_from_dict, load_experiment
 from pipeline.errors import ConfigError
+from tests.classify.config.test_experiment import _base
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _base(**over):
-    cfg = {"dataset": "d", "stores": ["a", "b"], "feature_sets": {"x": ["a"], "y": ["a", "b"]},
-           "fusions": ["single", "concat"], "classifiers": ["logistic"]}
-    cfg.update(over)
-    return cfg
 
 
 def test_tasks_toml_loads_five_findings():
