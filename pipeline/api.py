@@ -188,16 +188,18 @@ def predict_manifest(model: str | Path | Bundle, manifest: Manifest, *,
                        out=out_path, n_boot=n_boot, carry=tuple(carry))
 
 
-def predict_csv(model: str | Path, path: str | Path, *, image_root: str | Path | None = None,
+def predict_csv(model: str | Path | Bundle, path: str | Path, *,
+                image_root: str | Path | None = None,
                 name: str | None = None, artifacts: str | Path = "artifacts",
                 out: str | Path | None = None, n_boot: int = 1000, show: Show = None,
                 **extract_options: Any) -> PredictionResult:
     """``pipeline predict --model M --csv new_cases.csv --image-root DIR``: the export read with
     the bundle's recorded column mapping, embedded with the card's encoders, one prediction
     row per input row carrying every identifier column of the export."""
-    from classify.bundle.io import load_bundle
+    from classify.bundle.io import Bundle, load_bundle
 
-    bundle = load_bundle(model)  # digests, schema and trusted types checked first
+    # digests, schema and trusted types checked first (by whoever loaded it)
+    bundle = model if isinstance(model, Bundle) else load_bundle(model)
     name = name or Path(path).stem
     if name == bundle.card.training.get("dataset"):
         raise ManifestError(f"the new cases would be named {name!r}, the name of the model's "

@@ -298,21 +298,20 @@ def cmd_predict(args: argparse.Namespace, out: Output) -> int:
     options = {"batch_size": args.batch_size, "num_workers": args.num_workers,
                "device": args.device, "lock_timeout": args.lock_timeout,
                "progress": False if args.no_progress else None}
+    from classify.bundle.io import load_bundle
+
+    if args.csv is None and (args.image_root is not None or args.name is not None):
+        raise ConfigError("--image-root and --name go with --csv (a manifest records its own)")
+    bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
     if args.task is not None:  # a bundle fitted for one task of a multi-task experiment
-        from classify.bundle.io import load_bundle
         from classify.bundle.predict import check_task
 
-        check_task(load_bundle(args.model), args.task, args.model)
+        check_task(bundle, args.task, args.model)
     if args.csv is not None:
-        result = api.predict_csv(args.model, args.csv, image_root=args.image_root, name=args.name,
+        result = api.predict_csv(bundle, args.csv, image_root=args.image_root, name=args.name,
                                  artifacts=args.artifacts, out=args.out, n_boot=args.bootstrap,
                                  show=out, **options)
     else:
-        if args.image_root is not None or args.name is not None:
-            raise ConfigError("--image-root and --name go with --csv (a manifest records its own)")
-        from classify.bundle.io import load_bundle
-
-        bundle = load_bundle(args.model)  # digests, schema and trusted types checked first
         result = api.predict_manifest(bundle, load_manifest(args.manifest), artifacts=args.artifacts,
                                       out=args.out, n_boot=args.bootstrap, show=out, **options)
     out(render_prediction(result))
