@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from classify.bundle.io import Bundle
     from classify.bundle.predict import PredictionResult
+    from classify.config.experiment import Experiment
     from classify.results.types import BenchmarkResult
     from pipeline.dataset.profile import DataProfile
     from pipeline.manifest import Manifest
@@ -104,15 +105,17 @@ def data_from_frame(frame: pd.DataFrame, *, name: str, image_root: str | Path,
                       **options)
 
 
-def classify(config: str | Path, *, artifacts: str | Path | None = None,
+def classify(config: str | Path | Experiment, *, artifacts: str | Path | None = None,
              n_jobs: int | None = None, dry_run: bool = False,
              scheduler: Any = None) -> BenchmarkResult:
-    """``pipeline classify --config ...``: compute (or reuse) every cell of the experiment and
-    return the typed :class:`~classify.results.types.BenchmarkResult`."""
-    from classify.config.experiment import load_experiment
+    """``pipeline classify --config ...``: compute (or reuse) every cell of the experiment (a
+    TOML path, or an already loaded Experiment) and return the typed
+    :class:`~classify.results.types.BenchmarkResult`."""
+    from classify.config.experiment import Experiment, load_experiment
     from classify.run.benchmark import run_benchmark
 
-    experiment = load_experiment(config, artifacts=artifacts)
+    experiment = (config if isinstance(config, Experiment)
+                  else load_experiment(config, artifacts=artifacts))
     return run_benchmark(experiment, n_jobs=n_jobs, dry_run=dry_run, scheduler=scheduler)
 
 

@@ -174,8 +174,8 @@ def cmd_classify(args: argparse.Namespace, out: Output) -> int:
     experiment = load_experiment(args.config, artifacts=args.artifacts)
     if experiment.tasks is not None:  # one benchmark per task + the cross-task answer
         return _classify_tasks(experiment, args, out)
-    result = api.classify(args.config, artifacts=args.artifacts, n_jobs=args.n_jobs,
-                          dry_run=args.dry_run, scheduler=args.scheduler)
+    result = api.classify(experiment, n_jobs=args.n_jobs, dry_run=args.dry_run,
+                          scheduler=args.scheduler)
     if result.dry_run:
         from classify.run.time_estimate import estimate_times
 
